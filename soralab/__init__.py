@@ -1,0 +1,27 @@
+"""soralab: SoRA (Sparse Low-Rank Adaptation) for teaching and reproduction.
+
+The whole method in a few calls::
+
+    model = soralab.inject(model, soralab.SoRAConfig(r=8, target_modules=["query", "value"]))
+    opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-3, xi=1e-3), lr=1e-3)
+    ...train...
+    print(soralab.gate_report(model))
+    soralab.prune(model)            # dead ranks out: a LoRA with per-module ranks
+    soralab.export_peft(model, "adapter/")
+"""
+
+from .config import LoRAConfig, NOLAConfig, SoRAConfig
+from .inject import adapter_modules, count_trainable, inject
+from .io import export_peft, load_adapter, save_adapter
+from .layers import AdapterLayer, LoRALinear, NOLALinear, SoRALinear
+from .optim import ProximalAdamW, gate_l1, param_groups, set_xi, soft_threshold, xi_values
+from .prune import gate_report, merge, prune
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdapterLayer", "LoRAConfig", "LoRALinear", "NOLAConfig", "NOLALinear", "ProximalAdamW",
+    "SoRAConfig", "SoRALinear", "adapter_modules", "count_trainable", "export_peft", "gate_l1",
+    "gate_report", "inject", "load_adapter", "merge", "param_groups", "prune", "save_adapter",
+    "set_xi", "soft_threshold", "xi_values",
+]

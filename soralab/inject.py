@@ -1,0 +1,112 @@
+"""Put adapter layers into a model: ``inject(model, config)``.
+
+Targets are found by module *name* (as in PEFT's ``target_modules``); adapters are found
+afterwards by module *type* (``adapter_modules``), never by parameter-name substrings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch import nn
+
+from .config import LoRAConfig, NOLAConfig, SoRAConfig
+from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, LoRALinear, NOLALinear, SoRALinear
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    return any(name == p or name.endswith("." + p) for p in patterns)
+
+
+def get_submodule_parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    parent_name, _, child = name.rpartition(".")
+    return (model.get_submodule(parent_name) if parent_name else model), child
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, child = get_submodule_parent(model, name)
+    setattr(parent, child, new)
+
+
+def adapter_modules(model: nn.Module, kind: type = AdapterLayer) -> Iterator[tuple[str, AdapterLayer]]:
+    """``(name, module)`` for every adapter layer of type ``kind`` in the model."""
+    for name, module in model.named_modules():
+        if isinstance(module, kind):
+            yield name, module
+
+
+def make_adapter(base: nn.Module, config: LoRAConfig, name: str = "") -> AdapterLayer:
+    common = dict(r=config.r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout)
+    if isinstance(config, SoRAConfig):
+        return SoRALinear(base, gate_init=config.gate_init, **common)
+    if isinstance(config, NOLAConfig):
+        return NOLALinear(
+            base, num_basis_A=config.num_basis_A, num_basis_B=config.num_basis_B,
+            seed=config.seed, name=name, **common,
+        )
+    return LoRALinear(base, **common)
+
+
+def _linear_names(model: nn.Module) -> list[str]:
+    return [n for n, m in model.named_modules() if isinstance(m, SUPPORTED_BASE_TYPES) and n]
+
+
+def inject(model: nn.Module, config: LoRAConfig) -> nn.Module:
+    """Wrap every targeted ``nn.Linear`` / ``Conv1D`` in the adapter layer of ``config``.
+
+    Everything else is frozen except the modules named in ``config.modules_to_save``.
+    The model is changed in place and returned.
+    """
+    if any(True for _ in adapter_modules(model)):
+        raise ValueError("this model already has adapters; inject into a fresh model")
+    targets = [
+        (n, m) for n, m in model.named_modules() if n and _matches(n, config.target_modules)
+    ]
+    if not targets:
+        suffixes = sorted({n.rsplit(".", 1)[-1] for n in _linear_names(model)})
+        raise ValueError(
+            f"no module matches target_modules={config.target_modules}. "
+            f"Linear layers in this model end in: {suffixes}"
+        )
+    unsupported = [(n, type(m).__name__) for n, m in targets if not isinstance(m, SUPPORTED_BASE_TYPES)]
+    if unsupported:
+        n, t = unsupported[0]
+        raise TypeError(
+            f"target {n!r} is a {t}; soralab adapts only "
+            f"{', '.join(t.__name__ for t in SUPPORTED_BASE_TYPES)} layers "
+            f"({len(unsupported)} unsupported target(s) in all). Narrow target_modules."
+        )
+    names = [n for n, _ in model.named_modules() if n]
+    missing = [p for p in config.modules_to_save if not any(_matches(n, [p]) for n in names)]
+    if missing:
+        raise ValueError(f"modules_to_save {missing} match no module of this model")
+
+    return install(model, {name: make_adapter(base, config, name) for name, base in targets}, config)
+
+
+def install(model: nn.Module, layers: dict[str, AdapterLayer], config: LoRAConfig) -> nn.Module:
+    """Freeze the model, put ``layers`` in place, unfreeze ``config.modules_to_save``."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for name, layer in layers.items():
+        replace_module(model, name, layer)
+        for p in layer.parameters(recurse=False):
+            p.requires_grad_(True)
+    for name, module in model.named_modules():
+        if name and _matches(name, config.modules_to_save):
+            for p in module.parameters():
+                p.requires_grad_(True)
+    model.soralab_config = config
+    return model
+
+
+def adapter_config(model: nn.Module) -> LoRAConfig:
+    """The config the model was injected with; a clear error if it has none."""
+    config = getattr(model, "soralab_config", None)
+    if config is None:
+        raise ValueError("this model has no soralab adapters; call soralab.inject(model, config) first")
+    return config
+
+
+def count_trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

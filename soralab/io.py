@@ -1,0 +1,204 @@
+"""Saving and loading adapters (safetensors + JSON), and export to a standard PEFT LoRA adapter.
+
+Files are written to a temporary name and renamed into place, so an interrupted save never
+leaves a half-written file behind. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import LoRAConfig
+from .inject import _matches, adapter_config, adapter_modules, install
+from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, LoRALinear, NOLALinear, SoRALinear
+
+CONFIG_NAME = "soralab_adapter.json"
+WEIGHTS_NAME = "soralab_adapter.safetensors"
+_LAYER_TYPES = {cls.__name__: cls for cls in (LoRALinear, SoRALinear, NOLALinear)}
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata=None) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _saved_module_names(model: nn.Module, config: LoRAConfig) -> list[str]:
+    return [n for n, _ in model.named_modules() if n and _matches(n, config.modules_to_save)]
+
+
+def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Adapter parameters (by module type) and ``modules_to_save`` parameters, by full name."""
+    state = {}
+    for name, m in adapter_modules(model):
+        for attr, p in m.named_parameters(recurse=False):
+            state[f"{name}.{attr}"] = p
+    for name in _saved_module_names(model, adapter_config(model)):
+        for attr, p in model.get_submodule(name).named_parameters():
+            state[f"{name}.{attr}"] = p
+    return state
+
+
+def _layer_spec(m: AdapterLayer) -> dict[str, Any]:
+    return {"type": type(m).__name__, "r": m.r, "lora_alpha": m.lora_alpha,
+            "in_features": m.in_features, "out_features": m.out_features}
+
+
+def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Write ``soralab_adapter.json`` (config + per-module layout) and the weights as safetensors."""
+    config = adapter_config(model)
+    path = Path(path)
+    layout = {name: _layer_spec(m) for name, m in adapter_modules(model)}
+    atomic_save_tensors(adapter_state(model), path / WEIGHTS_NAME)
+    meta = {"format": "soralab-adapter", "version": 1, "config": config.to_dict(), "modules": layout}
+    atomic_write_text(path / CONFIG_NAME, json.dumps(meta, indent=2))
+    return path
+
+
+def _build_layer(spec: dict, base: nn.Module, config: LoRAConfig, name: str) -> AdapterLayer:
+    kind = spec["type"]
+    common = dict(r=spec["r"], lora_alpha=spec["lora_alpha"], lora_dropout=config.lora_dropout)
+    if kind == "SoRALinear":
+        return SoRALinear(base, gate_init=getattr(config, "gate_init", "randn"), **common)
+    if kind == "NOLALinear":
+        return NOLALinear(base, num_basis_A=config.num_basis_A, num_basis_B=config.num_basis_B,
+                          seed=config.seed, name=name, **common)
+    return LoRALinear(base, **common)
+
+
+def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load an adapter saved by ``save_adapter`` into ``model`` (a fresh base model, or one
+    with exactly the same adapter layout). Any mismatch is an error; nothing is partially loaded.
+    """
+    path = Path(path)
+    if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+        raise FileNotFoundError(f"{path} is not a soralab adapter folder: expected {CONFIG_NAME} and {WEIGHTS_NAME}")
+    meta = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+    if meta.get("format") != "soralab-adapter":
+        raise ValueError(f"{path / CONFIG_NAME} is not a soralab adapter config")
+    config = LoRAConfig.from_dict(meta["config"])
+    layout: dict[str, dict] = meta["modules"]
+    tensors = load_file(str(path / WEIGHTS_NAME))
+
+    present = dict(adapter_modules(model))
+    if present:
+        now = {n: _layer_spec(m) for n, m in present.items()}
+        if now != layout:
+            diff = sorted(n for n in set(now) | set(layout) if now.get(n) != layout.get(n))
+            raise ValueError(f"adapter in {path} does not fit this model's adapters; differing modules: {diff[:5]}")
+        new_layers = None
+    else:
+        new_layers = {}
+        for name, spec in layout.items():
+            try:
+                base = model.get_submodule(name)
+            except AttributeError:
+                raise ValueError(f"adapter in {path} targets {name!r}, which this model does not have") from None
+            if not isinstance(base, SUPPORTED_BASE_TYPES):
+                raise ValueError(
+                    f"adapter in {path} targets {name!r}, a {type(base).__name__} here, not a linear layer")
+            layer = _build_layer(spec, base, config, name)
+            if (layer.in_features, layer.out_features) != (spec["in_features"], spec["out_features"]):
+                raise ValueError(
+                    f"adapter in {path} expects {name!r} of shape in={spec['in_features']}, "
+                    f"out={spec['out_features']}; this model's is in={layer.in_features}, out={layer.out_features}"
+                )
+            new_layers[name] = layer
+
+    # Check every tensor before touching the model.
+    expected = _expected_shapes(model, config, new_layers)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if tuple(tensors[k].shape) != expected[k])
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"adapter in {path} does not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"wrong shape {[(k, tuple(tensors[k].shape), expected[k]) for k in wrong[:5]]}"
+        )
+    if new_layers is not None:
+        install(model, new_layers, config)
+    with torch.no_grad():
+        state = adapter_state(model)
+        for k, p in state.items():
+            p.copy_(tensors[k].to(p.device, p.dtype))
+    return model
+
+
+def _expected_shapes(model: nn.Module, config: LoRAConfig, new_layers: dict | None) -> dict[str, tuple]:
+    if new_layers is None:
+        return {k: tuple(v.shape) for k, v in adapter_state(model).items()}
+    shapes = {f"{n}.{a}": tuple(p.shape) for n, m in new_layers.items() for a, p in m.named_parameters(recurse=False)}
+    for name in _saved_module_names(model, config):
+        for attr, p in model.get_submodule(name).named_parameters():
+            shapes[f"{name}.{attr}"] = tuple(p.shape)
+    return shapes
+
+
+def export_peft(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Write a standard PEFT LoRA adapter that ``peft.PeftModel.from_pretrained(base, path)`` loads.
+
+    Works for LoRA, pruned SoRA (per-module ranks go to ``rank_pattern`` / ``alpha_pattern``)
+    and NOLA (its A and B written out as plain matrices). Unpruned SoRA is refused: call
+    ``soralab.prune`` first. Modules pruned to rank 0 are already plain layers and are left out.
+    """
+    from peft import LoraConfig
+
+    config = adapter_config(model)
+    layers = dict(adapter_modules(model))
+    if any(isinstance(m, SoRALinear) for m in layers.values()):
+        raise ValueError("export_peft needs a pruned model: call soralab.prune(model) first (PEFT has no gates)")
+    if not layers:
+        raise ValueError("no adapter layers left to export (every rank was pruned)")
+    conv1d = {m.fan_in_fan_out for m in layers.values()}
+    if len(conv1d) > 1:
+        raise ValueError("cannot export a model mixing Conv1D and Linear adapters into one PEFT config")
+    ranks = {n: m.r for n, m in layers.items()}
+    r = max(set(ranks.values()), key=list(ranks.values()).count)  # the most common rank
+    peft_config = LoraConfig(
+        r=r, lora_alpha=r * next(iter(layers.values())).scaling, lora_dropout=config.lora_dropout,
+        target_modules=sorted(layers), fan_in_fan_out=conv1d.pop(),
+        rank_pattern={n: k for n, k in ranks.items()},
+        alpha_pattern={n: m.lora_alpha for n, m in layers.items()},
+        modules_to_save=config.modules_to_save or None,
+    )
+    tensors = {}
+    with torch.no_grad():
+        for name, m in layers.items():
+            tensors[f"base_model.model.{name}.lora_A.weight"] = m.lora_A
+            tensors[f"base_model.model.{name}.lora_B.weight"] = m.lora_B
+        for name in _saved_module_names(model, config):
+            for attr, p in model.get_submodule(name).named_parameters():
+                tensors[f"base_model.model.{name}.{attr}"] = p
+    path = Path(path)
+    atomic_save_tensors(tensors, path / "adapter_model.safetensors", metadata={"format": "pt"})
+    atomic_write_text(path / "adapter_config.json", json.dumps(peft_config.to_dict(), indent=2, default=list))
+    return path

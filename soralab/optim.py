@@ -1,0 +1,168 @@
+"""The proximal optimiser for SoRA's gates, and the authors' xi schedules.
+
+Paper (Ding et al. 2023, Eq. 6): after the gradient step, soft-threshold the gate,
+``g <- sign(g) * max(|g| - t, 0)`` with ``t = lr * xi``: the proximal operator of
+``xi * |g|_1`` for a step of size ``lr``. ``ProximalAdamW`` does exactly that on top of
+``torch.optim.AdamW`` for every parameter group whose ``xi`` is positive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .inject import adapter_modules
+from .layers import SoRALinear
+
+PROX_MODES = ("paper", "official")
+
+
+def soft_threshold(x: torch.Tensor, t: float) -> torch.Tensor:
+    """The proximal operator of ``t * |x|_1``: shrink towards 0 by ``t``, exactly 0 inside [-t, t]."""
+    if t < 0:
+        raise ValueError(f"threshold t must be >= 0, got {t}")
+    return torch.sign(x) * torch.clamp(x.abs() - t, min=0)
+
+
+def official_threshold_(x: torch.Tensor, t: float) -> torch.Tensor:
+    """The authors' code (TsinghuaC3I/SoRA ``sparse_optimizer.py``), in place, step by step.
+
+    Three sequential masked updates. A value in (t, 2t) is first lowered into (0, t) and then
+    caught by the third line and zeroed, where the true operator would leave ``x - t``.
+    """
+    x[x > t] -= t
+    x[x < -t] += t
+    x[x.abs() < t] = 0.0
+    return x
+
+
+class ProximalAdamW(torch.optim.AdamW):
+    """AdamW, then a proximal L1 step on every parameter group with ``xi > 0``.
+
+    prox="paper": ``t = lr * xi`` with the group's *current* lr (a scheduler moves it too).
+    prox="official": the authors' code: a constant ``t = xi`` and their three in-place steps.
+    With ``xi = 0`` everywhere this is ``torch.optim.AdamW``, bit for bit.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, *, xi: float = 0.0, prox: str = "paper", **adamw_kwargs):
+        if prox not in PROX_MODES:
+            raise ValueError(f"prox must be one of {PROX_MODES}, got {prox!r}")
+        if xi < 0:
+            raise ValueError(f"xi must be >= 0, got {xi}")
+        self.prox = prox
+        self._default_xi = float(xi)
+        super().__init__(params, lr=lr, **adamw_kwargs)
+
+    def add_param_group(self, param_group: dict) -> None:
+        param_group.setdefault("xi", getattr(self, "_default_xi", 0.0))
+        if param_group["xi"] < 0:
+            raise ValueError(f"xi must be >= 0, got {param_group['xi']}")
+        super().add_param_group(param_group)
+
+    def threshold(self, group: dict) -> float:
+        """The threshold this group's proximal step uses now."""
+        return group["xi"] if self.prox == "official" else group["lr"] * group["xi"]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = super().step(closure)
+        self.proximal_step()
+        return loss
+
+    @torch.no_grad()
+    def proximal_step(self) -> None:
+        for group in self.param_groups:
+            if group["xi"] <= 0:
+                continue
+            t = self.threshold(group)
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if self.prox == "official":
+                    official_threshold_(p, t)
+                else:
+                    p.copy_(soft_threshold(p, t))
+
+
+def gate_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [m.gate for _, m in adapter_modules(model, SoRALinear)]
+
+
+def _no_decay_ids(model: nn.Module) -> set[int]:
+    """Biases and normalisation weights, found by module type and attribute, not name substrings."""
+    ids = set()
+    for module in model.modules():
+        is_norm = isinstance(module, (nn.LayerNorm, nn.GroupNorm)) or type(module).__name__.endswith(
+            ("LayerNorm", "RMSNorm")
+        )
+        for attr, p in module.named_parameters(recurse=False):
+            if is_norm or attr == "bias":
+                ids.add(id(p))
+    return ids
+
+
+def param_groups(
+    model: nn.Module, lr: float, weight_decay: float = 0.0, xi: float = 0.0, gate_lr: float | None = None
+) -> list[dict]:
+    """Optimizer groups: decayed weights, undecayed biases/norms, and gates (no decay, ``xi``).
+
+    Only trainable parameters are included; empty groups are dropped.
+    """
+    if xi < 0:
+        raise ValueError(f"xi must be >= 0, got {xi}")
+    gates = {id(p) for p in gate_parameters(model)}
+    no_decay = _no_decay_ids(model)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if id(p) not in gates | no_decay], "weight_decay": weight_decay,
+         "lr": lr, "xi": 0.0, "name": "decay"},
+        {"params": [p for p in trainable if id(p) in no_decay and id(p) not in gates], "weight_decay": 0.0,
+         "lr": lr, "xi": 0.0, "name": "no_decay"},
+        {"params": [p for p in trainable if id(p) in gates], "weight_decay": 0.0,
+         "lr": lr if gate_lr is None else gate_lr, "xi": xi, "name": "gates"},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def gate_l1(model: nn.Module) -> torch.Tensor:
+    """``mean |g|`` over all gate entries: the authors' extra loss term (multiply by lambda)."""
+    gates = gate_parameters(model)
+    if not gates:
+        raise ValueError("gate_l1 needs a model with SoRA layers; none found")
+    return torch.cat([g.abs().flatten() for g in gates]).mean()
+
+
+def set_xi(optimizer: torch.optim.Optimizer, xi: float) -> None:
+    """Set ``xi`` on every group that has a positive one (the gate groups)."""
+    if xi < 0:
+        raise ValueError(f"xi must be >= 0, got {xi}")
+    for group in optimizer.param_groups:
+        if group.get("name") == "gates" or group.get("xi", 0) > 0:
+            group["xi"] = xi
+
+
+XI_SCHEDULES = ("linear", "log_linear", "exp_linear")
+
+
+def xi_values(start: float, end: float, n: int, kind: str = "linear") -> list[float]:
+    """The authors' xi schedules for the sparsifying scheduler.
+
+    linear: evenly spaced; log_linear: ``log(linspace(exp(start), exp(end)))`` (denser near
+    ``end``); exp_linear: ``exp(linspace(log(start), log(end)))`` (geometric, needs start > 0).
+    """
+    if kind not in XI_SCHEDULES:
+        raise ValueError(f"kind must be one of {XI_SCHEDULES}, got {kind!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if start < 0 or end < 0:
+        raise ValueError(f"xi values must be >= 0, got start={start}, end={end}")
+    if kind == "linear":
+        v = np.linspace(start, end, n)
+    elif kind == "log_linear":
+        v = np.log(np.linspace(np.exp(start), np.exp(end), n))
+    else:
+        if start <= 0:
+            raise ValueError("exp_linear needs start > 0 (it interpolates log(xi))")
+        v = np.exp(np.linspace(np.log(start), np.log(end), n))
+    return [float(x) for x in v]

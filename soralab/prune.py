@@ -1,0 +1,121 @@
+"""Reading the gates, pruning dead ranks, and merging adapters into base weights.
+
+All three are explicit calls; nothing here runs on ``train()`` / ``eval()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .inject import adapter_modules, replace_module
+from .layers import AdapterLayer, LoRALinear, SoRALinear
+
+
+def adapter_param_count(module: AdapterLayer) -> int:
+    """Trainable adapter parameters a layer holds now."""
+    return sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
+
+
+def _rank_of(module: AdapterLayer) -> int:
+    return module.active_rank() if isinstance(module, SoRALinear) else module.r
+
+
+def pruned_param_count(module: AdapterLayer) -> int:
+    """Adapter parameters after ``prune``: a plain LoRA of the active rank (no gate)."""
+    if isinstance(module, SoRALinear):
+        return module.active_rank() * (module.in_features + module.out_features)
+    return adapter_param_count(module)
+
+
+@dataclass
+class GateRow:
+    name: str
+    kind: str
+    r_max: int
+    active_rank: int
+    params: int
+    params_after_prune: int
+
+
+@dataclass
+class GateReport:
+    rows: list[GateRow]
+
+    @property
+    def r_max(self) -> int:
+        return sum(r.r_max for r in self.rows)
+
+    @property
+    def active_rank(self) -> int:
+        return sum(r.active_rank for r in self.rows)
+
+    @property
+    def params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def params_after_prune(self) -> int:
+        return sum(r.params_after_prune for r in self.rows)
+
+    def ranks(self) -> dict[str, int]:
+        return {r.name: r.active_rank for r in self.rows}
+
+    def to_markdown(self) -> str:
+        lines = ["| module | type | r_max | active | params | after prune |", "|---|---|---:|---:|---:|---:|"]
+        for r in self.rows:
+            lines.append(f"| {r.name} | {r.kind} | {r.r_max} | {r.active_rank} | {r.params} | {r.params_after_prune} |")
+        lines.append(f"| **total** | | {self.r_max} | {self.active_rank} | {self.params} | {self.params_after_prune} |")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"GateReport({len(self.rows)} modules, active rank {self.active_rank}/{self.r_max}, "
+                f"params {self.params} -> {self.params_after_prune} after prune)")
+
+
+def gate_report(model: nn.Module) -> GateReport:
+    """A row per adapter module: name, r_max, active rank, params now and after pruning."""
+    rows = [
+        GateRow(name, type(m).__name__, m.r, _rank_of(m), adapter_param_count(m), pruned_param_count(m))
+        for name, m in adapter_modules(model)
+    ]
+    if not rows:
+        raise ValueError("gate_report needs a model with soralab adapters; none found")
+    return GateReport(rows)
+
+
+@torch.no_grad()
+def prune(model: nn.Module) -> nn.Module:
+    """Every ``SoRALinear`` becomes a ``LoRALinear`` of its active rank, gate folded into B.
+
+    A module with no active rank becomes its frozen base layer again. Outputs are unchanged
+    (up to floating-point rounding). In place; returns the model.
+    """
+    for name, m in list(adapter_modules(model, SoRALinear)):
+        keep = torch.nonzero(m.gate).flatten()
+        if keep.numel() == 0:
+            replace_module(model, name, m.base_layer)
+            continue
+        # alpha chosen so that alpha / new_r equals the SoRA layer's alpha / r_max
+        lora = LoRALinear(m.base_layer, r=keep.numel(), lora_alpha=m.scaling * keep.numel())
+        lora.lora_dropout = m.lora_dropout
+        lora.lora_A.copy_(m.lora_A[keep])
+        lora.lora_B.copy_(m.lora_B[:, keep] * m.gate[keep])
+        replace_module(model, name, lora)
+    return model
+
+
+@torch.no_grad()
+def merge(model: nn.Module) -> nn.Module:
+    """Fold every adapter into its base weight and put the original layer back. In place."""
+    for name, m in list(adapter_modules(model)):
+        base = m.base_layer
+        delta = m.delta_weight().to(base.weight.dtype)
+        base.weight += delta.T if m.fan_in_fan_out else delta
+        replace_module(model, name, base)
+    if hasattr(model, "soralab_config"):
+        del model.soralab_config
+    return model
+
