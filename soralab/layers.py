@@ -14,6 +14,7 @@ from __future__ import annotations
 import zlib
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
@@ -35,7 +36,8 @@ def _in_out(base: nn.Module) -> tuple[int, int]:
 class AdapterLayer(nn.Module):
     """Common part: the frozen ``base_layer``, dropout and ``scaling``.
 
-    Subclasses define ``low_rank(x)``, the update before scaling, and ``delta_weight()``.
+    Subclasses provide ``lora_A`` (r x in) and ``lora_B`` (out x r); SoRA overrides ``update`` and
+    ``delta_weight`` to put its gate between them.
     """
 
     def __init__(self, base_layer: nn.Module, r: int, lora_alpha: float, lora_dropout: float = 0.0):
@@ -58,15 +60,17 @@ class AdapterLayer(nn.Module):
         w = self.base_layer.weight
         return nn.Parameter(torch.zeros(*shape, device=w.device, dtype=w.dtype))
 
-    def low_rank(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    def update(self, x: torch.Tensor) -> torch.Tensor:
+        """``scaling * B A x`` for ``x`` of shape (..., in)."""
+        # scale the narrow (..., r) activation rather than the wide (..., out) one: same result, less work
+        return F.linear(F.linear(x, self.lora_A) * self.scaling, self.lora_B)  # (..., in) -> (..., r) -> (..., out)
 
     def delta_weight(self) -> torch.Tensor:
         """The update ``scaling * B A`` as an (out x in) matrix."""
-        raise NotImplementedError
+        return self.scaling * (self.lora_B @ self.lora_A)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base_layer(x) + self.scaling * self.low_rank(self.lora_dropout(x))
+        return self.base_layer(x) + self.update(self.lora_dropout(x))
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, r={self.r}, scaling={self.scaling:g}"
@@ -80,12 +84,6 @@ class LoRALinear(AdapterLayer):
         self.lora_A = self._new_param(r, self.in_features)
         self.lora_B = self._new_param(self.out_features, r)
         nn.init.kaiming_uniform_(self.lora_A, a=5**0.5)
-
-    def low_rank(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.lora_A.T @ self.lora_B.T  # (..., in) -> (..., r) -> (..., out)
-
-    def delta_weight(self) -> torch.Tensor:
-        return self.scaling * (self.lora_B @ self.lora_A)
 
 
 class SoRALinear(LoRALinear):
@@ -112,8 +110,9 @@ class SoRALinear(LoRALinear):
         else:
             raise ValueError(f"gate_init must be 'ones' or 'randn', got {gate_init!r}")
 
-    def low_rank(self, x: torch.Tensor) -> torch.Tensor:
-        return (x @ self.lora_A.T * self.gate) @ self.lora_B.T  # (..., r) * (r,) -> gated ranks
+    def update(self, x: torch.Tensor) -> torch.Tensor:
+        # (..., r) * (r,): gate and scaling applied together on the narrow activation
+        return F.linear(F.linear(x, self.lora_A) * (self.gate * self.scaling), self.lora_B)
 
     def delta_weight(self) -> torch.Tensor:
         return self.scaling * ((self.lora_B * self.gate) @ self.lora_A)
@@ -167,9 +166,3 @@ class NOLALinear(AdapterLayer):
     @property
     def lora_B(self) -> torch.Tensor:
         return torch.einsum("k,kor->or", self.coef_B, self.basis_B)  # (k,) x (k, out, r) -> (out, r)
-
-    def low_rank(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.lora_A.T @ self.lora_B.T
-
-    def delta_weight(self) -> torch.Tensor:
-        return self.scaling * (self.lora_B @ self.lora_A)

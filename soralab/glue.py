@@ -1,0 +1,310 @@
+"""GLUE data and metrics, offline first.
+
+``load_glue`` reads the original GLUE TSV files from a local folder (``data_dir=`` or ``$SORALAB_GLUE_DIR``,
+laid out as ``<dir>/RTE/train.tsv`` etc.) and falls back to the Hugging Face hub (``nyu-mll/glue``). Either
+way the result has HF's column names: the task's text fields, ``label`` and ``idx``.
+
+Two split protocols:
+
+* ``"glue"``: ``train`` and ``validation`` (MNLI: ``validation_matched`` / ``validation_mismatched``).
+* ``"paper"``: the SoRA/AdaLoRA authors' protocol. Small tasks (CoLA, MRPC, STS-B, RTE, WNLI) split the GLUE
+  dev set in half with the seed: ``validation`` picks the checkpoint, ``test`` is reported. Large tasks
+  (SST-2, QNLI, QQP, MNLI) hold out 1,000 training rows as ``validation``; the dev set becomes ``test``
+  (MNLI: ``test_matched`` / ``test_mismatched``). MNLI is a deviation: the authors' code halves its
+  matched dev set; with two dev sets and 393k training rows, holding out 1,000 rows is simpler and keeps
+  both dev sets whole for reporting.
+
+Metrics use scikit-learn and scipy only, so they work offline (the ``evaluate`` library does not).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+ENV_VAR = "SORALAB_GLUE_DIR"
+HUB_ID = "nyu-mll/glue"
+PAPER_HOLDOUT = 1000  # training rows held out as "validation" for large tasks under the paper protocol
+SPLIT_PROTOCOLS = ("glue", "paper")
+
+
+@dataclass(frozen=True)
+class GlueTask:
+    """One GLUE task: HF names, labels, metrics, and where its fields sit in the original TSV files."""
+
+    name: str  # HF config name, e.g. "sst2"
+    folder: str  # folder in the GLUE layout, e.g. "SST-2"
+    text_fields: tuple[str, ...]  # HF column names of the texts
+    label_names: tuple[str, ...]  # class names in HF's order (class id = position); () for regression
+    metrics: tuple[str, ...]
+    main_metric: str  # MNLI: the accuracy on the matched eval split
+    text_columns: tuple[str | int, ...]  # header names of the texts in the TSV (positions if no header)
+    label_column: str | int  # header name (or position) of the label in the TSV
+    file_labels: tuple[str, ...] = ("0", "1")  # label strings in the TSV, position = class id
+    eval_files: tuple[str, ...] = ("dev.tsv",)
+    n_columns: int | None = None  # only for header-less files (CoLA): the expected field count
+    large: bool = False  # paper protocol: hold out training rows instead of halving the dev set
+
+    @property
+    def is_regression(self) -> bool:
+        return not self.label_names
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.is_regression else len(self.label_names)
+
+    @property
+    def eval_splits(self) -> tuple[str, ...]:
+        """GLUE-protocol eval split names, one per eval file: dev.tsv -> validation, dev_matched.tsv -> ..."""
+        return tuple("validation" + f.removeprefix("dev").removesuffix(".tsv") for f in self.eval_files)
+
+
+_PAIR = ("sentence1", "sentence2")
+_NLI = ("entailment", "not_entailment")
+_MNLI = ("entailment", "neutral", "contradiction")
+
+TASKS: dict[str, GlueTask] = {t.name: t for t in (
+    GlueTask("cola", "CoLA", ("sentence",), ("unacceptable", "acceptable"), ("matthews_correlation",),
+             "matthews_correlation", text_columns=(3,), label_column=1, n_columns=4),
+    GlueTask("sst2", "SST-2", ("sentence",), ("negative", "positive"), ("accuracy",), "accuracy",
+             text_columns=("sentence",), label_column="label", large=True),
+    GlueTask("mrpc", "MRPC", _PAIR, ("not_equivalent", "equivalent"), ("f1", "accuracy"), "accuracy",
+             text_columns=("#1 String", "#2 String"), label_column="Quality"),
+    GlueTask("qqp", "QQP", ("question1", "question2"), ("not_duplicate", "duplicate"), ("f1", "accuracy"),
+             "accuracy", text_columns=("question1", "question2"), label_column="is_duplicate", large=True),
+    GlueTask("stsb", "STS-B", _PAIR, (), ("pearson", "spearmanr"), "pearson",
+             text_columns=_PAIR, label_column="score", file_labels=()),
+    GlueTask("mnli", "MNLI", ("premise", "hypothesis"), _MNLI, ("accuracy",), "accuracy",
+             text_columns=_PAIR, label_column="gold_label", file_labels=_MNLI,
+             eval_files=("dev_matched.tsv", "dev_mismatched.tsv"), large=True),
+    GlueTask("qnli", "QNLI", ("question", "sentence"), _NLI, ("accuracy",), "accuracy",
+             text_columns=("question", "sentence"), label_column="label", file_labels=_NLI, large=True),
+    GlueTask("rte", "RTE", _PAIR, _NLI, ("accuracy",), "accuracy",
+             text_columns=_PAIR, label_column="label", file_labels=_NLI),
+    GlueTask("wnli", "WNLI", _PAIR, ("not_entailment", "entailment"), ("accuracy",), "accuracy",
+             text_columns=_PAIR, label_column="label"),
+)}
+
+
+def get_task(task: str | GlueTask) -> GlueTask:
+    """Look a task up by name, case-insensitively; "SST-2", "sts-b", "STS_B" and the like are accepted."""
+    if isinstance(task, GlueTask):
+        return task
+    key = str(task).strip().lower().replace("-", "").replace("_", "")
+    if key not in TASKS:
+        raise ValueError(f"unknown GLUE task {task!r}; valid tasks: {', '.join(TASKS)}")
+    return TASKS[key]
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def _parse_label(task: GlueTask, raw: str, path: Path, line: int) -> int | float:
+    if task.is_regression:
+        try:
+            score = float(raw)
+        except ValueError:
+            score = float("nan")
+        if not 0.0 <= score <= 5.0:  # also rejects nan
+            raise ValueError(f"{path}, line {line}: bad label {raw!r}; allowed labels: a similarity score in [0, 5]")
+        return score
+    if raw not in task.file_labels:
+        raise ValueError(f"{path}, line {line}: bad label {raw!r}; allowed labels: {', '.join(task.file_labels)}")
+    return task.file_labels.index(raw)
+
+
+def _read_tsv(path: Path, task: GlueTask) -> dict[str, list[Any]]:
+    """Read one GLUE file exactly: tabs, no quote handling (GLUE texts contain bare quotes), BOM stripped."""
+    columns: dict[str, list[Any]] = {field: [] for field in task.text_fields}
+    labels: list[int | float] = []
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if task.n_columns is None:
+            header = next(reader, None)
+            if header is None:
+                raise ValueError(f"{path}: empty file; expected a header row")
+            missing = [c for c in (*task.text_columns, task.label_column) if c not in header]
+            if missing:
+                raise ValueError(f"{path}: header lacks column(s) {missing}; found {header}")
+            width = len(header)
+            text_pos = [header.index(str(c)) for c in task.text_columns]
+            label_pos = header.index(str(task.label_column))
+        else:
+            width = task.n_columns
+            text_pos = [int(c) for c in task.text_columns]
+            label_pos = int(task.label_column)
+        for row in reader:
+            if len(row) != width:
+                raise ValueError(f"{path}, line {reader.line_num}: expected {width} tab-separated fields, "
+                                 f"found {len(row)}")
+            for field, pos in zip(task.text_fields, text_pos, strict=True):
+                columns[field].append(row[pos])
+            labels.append(_parse_label(task, row[label_pos], path, reader.line_num))
+    columns["label"] = labels
+    columns["idx"] = list(range(len(labels)))
+    return columns
+
+
+def _features(task: GlueTask) -> datasets.Features:
+    label = datasets.Value("float32") if task.is_regression else datasets.ClassLabel(names=list(task.label_names))
+    text = {field: datasets.Value("string") for field in task.text_fields}
+    return datasets.Features({**text, "label": label, "idx": datasets.Value("int32")})
+
+
+def _load_local(task: GlueTask, root: Path, origin: str) -> dict[str, datasets.Dataset]:
+    files = dict(zip(("train", *task.eval_splits), ("train.tsv", *task.eval_files), strict=True))
+    expected = ", ".join(f"{root}/{task.folder}/{f}" for f in files.values())
+    if not root.is_dir():
+        raise FileNotFoundError(f"GLUE data folder {root} ({origin}) does not exist; expected a folder in the "
+                                f"original GLUE layout holding {expected}")
+    for fname in files.values():
+        if not (root / task.folder / fname).is_file():
+            raise FileNotFoundError(f"missing {root / task.folder / fname} ({origin}); expected {expected} "
+                                    f"in the original GLUE layout")
+    return {split: datasets.Dataset.from_dict(_read_tsv(root / task.folder / fname, task), features=_features(task))
+            for split, fname in files.items()}
+
+
+def _load_hub(task: GlueTask) -> dict[str, datasets.Dataset]:
+    try:
+        hub = datasets.load_dataset(HUB_ID, task.name)
+    except Exception as err:  # any failure (offline, missing cache, auth) gets one actionable message
+        reason = (f"{type(err).__name__}: {err}".splitlines() or [""])[0][:200]
+        raise RuntimeError(
+            f"cannot load GLUE task {task.name!r}: no data_dir was given, {ENV_VAR} is not set, and loading "
+            f"{HUB_ID!r} from the Hugging Face hub failed ({reason}). Fix: pass data_dir= or set {ENV_VAR} to a "
+            f"folder in the original GLUE layout (e.g. <dir>/{task.folder}/train.tsv), or go online."
+        ) from err
+    return {split: hub[split] for split in ("train", *task.eval_splits)}
+
+
+# ----------------------------------------------------------------------------------------------- splits
+
+
+def _permutation(n: int, seed: int) -> list[int]:
+    """A seeded permutation of range(n) that ignores global RNG state (torch.randperm, as the authors' code)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def _paper_splits(task: GlueTask, splits: dict[str, datasets.Dataset], seed: int) -> dict[str, datasets.Dataset]:
+    train = splits["train"]
+    if task.large:
+        if len(train) <= PAPER_HOLDOUT:
+            raise ValueError(f"paper protocol for {task.name} holds out {PAPER_HOLDOUT} training rows, "
+                             f"but train has only {len(train)}")
+        perm = _permutation(len(train), seed)
+        out = {"train": train.select(perm[PAPER_HOLDOUT:]), "validation": train.select(perm[:PAPER_HOLDOUT])}
+        out.update({s.replace("validation", "test"): splits[s] for s in task.eval_splits})
+        return out
+    dev = splits["validation"]
+    perm, half = _permutation(len(dev), seed), len(dev) // 2
+    return {"train": train, "validation": dev.select(perm[:half]), "test": dev.select(perm[half:])}
+
+
+def load_glue(task: str | GlueTask, data_dir: str | os.PathLike[str] | None = None, *,
+              max_train_samples: int | None = None, max_eval_samples: int | None = None, seed: int = 42,
+              split_protocol: str = "glue") -> datasets.DatasetDict:
+    """Load a GLUE task as a DatasetDict with columns ``<text fields>, label, idx``.
+
+    ``idx`` is the row number in the GLUE file the row came from (kept through splitting and subsetting).
+    ``seed`` drives both the paper-protocol split and the ``max_*_samples`` subsets, which are seeded random
+    subsets taken after the split; ``max_eval_samples`` caps every split except ``train``.
+    """
+    spec = get_task(task)
+    if split_protocol not in SPLIT_PROTOCOLS:
+        raise ValueError(f"unknown split_protocol {split_protocol!r}; use one of {', '.join(SPLIT_PROTOCOLS)}")
+    for name, cap in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
+        if cap is not None and cap <= 0:
+            raise ValueError(f"{name} must be a positive integer or None, got {cap}")
+    if data_dir is not None:
+        splits = _load_local(spec, Path(data_dir).expanduser(), "given as data_dir")
+    elif os.environ.get(ENV_VAR):
+        splits = _load_local(spec, Path(os.environ[ENV_VAR]).expanduser(), f"from ${ENV_VAR}")
+    else:
+        splits = _load_hub(spec)
+    if split_protocol == "paper":
+        splits = _paper_splits(spec, splits, seed)
+    out = {}
+    for name, ds in splits.items():
+        cap = max_train_samples if name == "train" else max_eval_samples
+        out[name] = ds if cap is None or cap >= len(ds) else ds.select(_permutation(len(ds), seed)[:cap])
+    return datasets.DatasetDict(out)
+
+
+def tokenize(dataset_dict: Mapping[str, datasets.Dataset], tokenizer: Any, task: str | GlueTask,
+             max_length: int = 128) -> datasets.DatasetDict:
+    """Tokenize the task's text fields (truncated, unpadded; pad later with a data collator).
+
+    Keeps ``label``; drops the text columns and ``idx``.
+    """
+    spec = get_task(task)
+
+    def encode(batch: dict[str, list[Any]]) -> Any:
+        return tokenizer(*(batch[field] for field in spec.text_fields), truncation=True, max_length=max_length)
+
+    drop = {*spec.text_fields, "idx"}
+    return datasets.DatasetDict({
+        name: ds.map(encode, batched=True, remove_columns=[c for c in ds.column_names if c in drop])
+        for name, ds in dataset_dict.items()
+    })
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], Any]] = {
+    "accuracy": lambda p, r: accuracy_score(r, p),
+    "f1": lambda p, r: f1_score(r, p),  # binary, positive class 1 (equivalent / duplicate), as GLUE
+    "matthews_correlation": lambda p, r: matthews_corrcoef(r, p),
+    "pearson": lambda p, r: pearsonr(p, r)[0],
+    "spearmanr": lambda p, r: spearmanr(p, r)[0],
+}
+
+
+def compute_metrics(task: str | GlueTask, predictions: Sequence[Any] | np.ndarray,
+                    references: Sequence[Any] | np.ndarray) -> dict[str, float]:
+    """GLUE metrics from class ids (or STS-B scores) and references, e.g. ``{"f1": ..., "accuracy": ...}``."""
+    spec = get_task(task)
+    preds, refs = np.asarray(predictions), np.asarray(references)
+    if preds.ndim != 1 or preds.shape != refs.shape or preds.size == 0:
+        raise ValueError(f"predictions and references must be 1-D, non-empty and of equal length; got shapes "
+                         f"{preds.shape} and {refs.shape} (for logits use metrics_fn, which takes the argmax)")
+    if spec.is_regression:
+        preds, refs = preds.astype(np.float64), refs.astype(np.float64)
+    return {name: float(_METRICS[name](preds, refs)) for name in spec.metrics}
+
+
+def metrics_fn(task: str | GlueTask) -> Callable[[Any], dict[str, float]]:
+    """A ``compute_metrics=`` for transformers' Trainer: logits -> argmax (regression: squeeze) -> metrics."""
+    spec = get_task(task)
+
+    def fn(eval_pred: Any) -> dict[str, float]:
+        if hasattr(eval_pred, "label_ids"):
+            logits, labels = eval_pred.predictions, eval_pred.label_ids
+        else:
+            logits, labels = eval_pred
+        if isinstance(logits, tuple):  # models that return extra outputs: logits come first
+            logits = logits[0]
+        logits = np.asarray(logits)
+        preds = logits.reshape(-1) if spec.is_regression else logits.argmax(axis=-1)
+        return compute_metrics(spec, preds, np.asarray(labels).reshape(-1))
+
+    return fn
+
+
+def main_score(task: str | GlueTask, metrics: Mapping[str, float]) -> float:
+    """The task's headline number from a metrics dict (plain or Trainer's ``eval_``-prefixed keys)."""
+    spec = get_task(task)
+    for key in (spec.main_metric, f"eval_{spec.main_metric}"):
+        if key in metrics:
+            return float(metrics[key])
+    raise KeyError(f"{spec.name}: main metric {spec.main_metric!r} not in metrics {sorted(metrics)}")
