@@ -1,15 +1,99 @@
-"""Command line: ``soralab quickstart`` (more subcommands arrive with the GLUE experiments)."""
+"""Command line: ``soralab quickstart`` and ``soralab glue``.
+
+    soralab quickstart                      # SoRA on the packaged MiniLM, SST-2 subset, prune, export, reload
+    soralab glue --task rte --method sora --max-train-samples 1000 --output-dir runs/rte-sora
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .train import GlueConfig, GlueResult, run_glue
+
+
+def _add_glue_options(p: argparse.ArgumentParser) -> None:
+    """One ``--option`` per ``GlueConfig`` field, typed from its annotation (``"int | None"`` -> int)."""
+    for f in fields(GlueConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type).split("|")[0].strip()
+        if f.name == "task":
+            p.add_argument(flag, required=True, help="GLUE task: cola sst2 mrpc qqp stsb mnli qnli rte wnli")
+        elif kind == "bool":
+            p.add_argument(flag, action="store_true")
+        elif kind.startswith("list"):
+            p.add_argument(flag, nargs="+", default=f.default)
+        else:
+            p.add_argument(flag, type={"int": int, "float": float}.get(kind, str), default=f.default)
+
+
+def print_result(result: GlueResult) -> None:
+    cfg = result.config
+    print(f"\n{cfg['task']} / {cfg['method']} on {cfg['model_name_or_path']}"
+          f"{' (reused saved result)' if result.reused else ''}")
+    print("| step | epoch | " + " | ".join(k for k in result.best if k.startswith("eval_") and "loss" not in k)
+          + " | active rank |")
+    keys = [k for k in result.best if k.startswith("eval_") and "loss" not in k]
+    print("|---" * (len(keys) + 3) + "|")
+    for row in result.history:
+        vals = " | ".join(f"{row.get(k, float('nan')):.4f}" for k in keys)
+        print(f"| {row['step']} | {row.get('epoch') or 0:.2f} | {vals} | {row.get('active_rank', '')} |")
+    print(f"score (x100, best {result.main_metric}): {result.score:.2f}   trainable params: {result.trainable_params:,}"
+          f"   after pruning: {result.params_after_prune:,}   wall time: {result.wall_time_s:.0f}s")
+
+
+def quickstart(args: argparse.Namespace) -> int:
+    """SoRA end to end on one screen."""
+    import torch
+    from peft import PeftModel
+
+    import soralab
+    from soralab.models import load_classifier
+
+    out = Path(args.output_dir)
+    result = run_glue("sst2", "sora", max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
+                      num_train_epochs=args.epochs, xi=args.xi, output_dir=None)
+    print_result(result)
+    model = result.model
+    print(soralab.gate_report(model))
+    soralab.prune(model)
+    soralab.export_peft(model, out / "peft_adapter")
+    soralab.save_adapter(model, out / "soralab_adapter")
+    base, tokenizer = load_classifier("minilm")
+    reloaded = PeftModel.from_pretrained(base, out / "peft_adapter")
+    batch = tokenizer(["a gripping, beautifully acted film", "dull and far too long"], return_tensors="pt",
+                      padding=True)
+    model.eval()
+    reloaded.eval()
+    with torch.no_grad():
+        a, b = model(**batch).logits, reloaded(**batch).logits
+    print(f"pruned soralab model vs PEFT reload: max |logit difference| = {(a - b).abs().max().item():.2e}")
+    print(f"adapters written to {out / 'peft_adapter'} (PEFT) and {out / 'soralab_adapter'} (soralab)")
+    return 0 if torch.allclose(a, b, atol=1e-4) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="soralab", description=__doc__)
-    parser.add_subparsers(dest="command", required=True)
-    parser.parse_args(argv)
+    parser = argparse.ArgumentParser(prog="soralab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("quickstart", help="SoRA on the packaged MiniLM and an SST-2 subset, then prune and export")
+    q.add_argument("--max-train-samples", type=int, default=1000)
+    q.add_argument("--max-eval-samples", type=int, default=400)
+    q.add_argument("--epochs", type=float, default=2.0)
+    q.add_argument("--xi", type=float, default=GlueConfig.xi)
+    q.add_argument("--output-dir", default="runs/quickstart")
+    g = sub.add_parser("glue", help="train one method on one GLUE task and print the result table")
+    _add_glue_options(g)
+    g.add_argument("--output-dir", default=None)
+    g.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "quickstart":
+        return quickstart(args)
+    opts = {f.name: getattr(args, f.name) for f in fields(GlueConfig)}
+    task, method = opts.pop("task"), opts.pop("method")
+    print_result(run_glue(task, method, output_dir=args.output_dir, progress=not args.no_progress, **opts))
     return 0
 
 

@@ -1,0 +1,114 @@
+"""One place that turns a pretrained classifier into a model for each fine-tuning method.
+
+Methods: ``full`` (everything trains), ``bitfit`` (biases and the head), ``lora`` / ``sora`` / ``nola``
+(soralab adapters), ``peft-lora`` and ``adalora`` (PEFT's implementations, the baselines).
+Also the Trainer callbacks these methods need: AdaLoRA's ``update_and_allocate`` (the Trainer does
+not call it, and forgetting it silently turns AdaLoRA into LoRA) and gate statistics for SoRA.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from transformers import TrainerCallback
+
+from .config import LoRAConfig, NOLAConfig, SoRAConfig
+from .inject import adapter_modules, inject
+from .layers import SoRALinear
+from .prune import gate_report
+
+METHODS = ("full", "bitfit", "lora", "peft-lora", "adalora", "sora", "nola")
+# Per-method learning rates used when none is given. Adapters need far larger steps than full fine-tuning;
+# on the packaged MiniLM (SST-2, 512 examples, 2 epochs) LoRA reached 52.7% dev accuracy at 1e-3 and 80.9% at 5e-3.
+DEFAULT_LR = {"full": 5e-5, "bitfit": 5e-3, "lora": 5e-3, "peft-lora": 5e-3, "adalora": 5e-3, "sora": 5e-3,
+              "nola": 1e-2}
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return method
+
+
+def _unfreeze(model: nn.Module, heads: list[str]) -> None:
+    for name in heads:
+        for p in model.get_submodule(name).parameters():
+            p.requires_grad_(True)
+
+
+def prepare(model: nn.Module, method: str, *, r: int, lora_alpha: float, lora_dropout: float,
+            target_modules: list[str], heads: list[str], gate_init: str = "randn", num_basis: int = 64,
+            seed: int = 0, total_steps: int = 0) -> nn.Module:
+    """Make ``model`` ready to fine-tune with ``method``; returns the (possibly wrapped) model."""
+    check_method(method)
+    common = dict(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=target_modules,
+                  modules_to_save=heads)
+    if method == "full":
+        model.requires_grad_(True)
+        return model
+    if method == "bitfit":
+        model.requires_grad_(False)
+        for module in model.modules():
+            bias = getattr(module, "bias", None)
+            if isinstance(bias, nn.Parameter):
+                bias.requires_grad_(True)
+        _unfreeze(model, heads)
+        return model
+    if method == "lora":
+        return inject(model, LoRAConfig(**common))
+    if method == "sora":
+        return inject(model, SoRAConfig(gate_init=gate_init, **common))
+    if method == "nola":
+        return inject(model, NOLAConfig(num_basis_A=num_basis, num_basis_B=num_basis, seed=seed, **common))
+    from peft import AdaLoraConfig, LoraConfig, get_peft_model
+
+    if method == "peft-lora":
+        return get_peft_model(model, LoraConfig(**common))
+    # AdaLoRA: start at 1.5 r and prune to an average of r, as in the AdaLoRA paper's GLUE setup
+    # (initial warm-up 10% of steps, final fine-tuning 20%, reallocation every 1% of steps).
+    if total_steps < 10:
+        raise ValueError(f"adalora needs at least 10 training steps to schedule its budget, got {total_steps}")
+    config = AdaLoraConfig(init_r=max(r * 3 // 2, r + 1), target_r=r, tinit=total_steps // 10,
+                           tfinal=total_steps // 5, deltaT=max(1, total_steps // 100), total_step=total_steps,
+                           **common)
+    return get_peft_model(model, config)
+
+
+def active_ranks(model: nn.Module) -> dict[str, int]:
+    """Active rank per adapted module: soralab adapters via ``gate_report``; PEFT LoRA layers by type,
+    AdaLoRA from the rank pattern its allocator wrote (before the first allocation: its initial rank)."""
+    if any(True for _ in adapter_modules(model)):
+        return gate_report(model).ranks()
+    from peft.tuners.lora import LoraLayer
+
+    layers = {name.removeprefix("base_model.model."): m for name, m in model.named_modules()
+              if isinstance(m, LoraLayer)}
+    peft_config = getattr(model, "peft_config", {}).get("default")
+    pattern = getattr(peft_config, "rank_pattern", None) or {}
+    ranks = {name: m.r["default"] for name, m in layers.items()}
+    for key, mask in pattern.items():  # AdaLoRA: key "<module>.lora_E" (or the module), mask per rank
+        name = key.removeprefix("base_model.model.").removesuffix(".default").removesuffix(".lora_E")
+        if name in ranks:
+            ranks[name] = int(sum(bool(v) for v in mask))
+    return ranks
+
+
+class AdaLoraCallback(TrainerCallback):
+    """Calls ``update_and_allocate`` after every optimizer step, before gradients are cleared."""
+
+    def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+        model.base_model.update_and_allocate(state.global_step)
+
+
+class GateStatsCallback(TrainerCallback):
+    """Records, at every evaluation, the active rank and the adapter size after pruning."""
+
+    def __init__(self) -> None:
+        self.history: list[dict] = []
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        if model is None or not any(True for _ in adapter_modules(model, SoRALinear)):
+            return
+        report = gate_report(model)
+        if not self.history or self.history[-1]["step"] != state.global_step:
+            self.history.append({"step": state.global_step, "active_rank": report.active_rank,
+                                 "r_max": report.r_max, "params_after_prune": report.params_after_prune})

@@ -1,0 +1,210 @@
+"""``run_glue``: fine-tune a model on a GLUE task with one method, on the stock transformers Trainer.
+
+Keyword names follow HF's ``run_glue.py`` and ``TrainingArguments``. soralab's ``ProximalAdamW`` is
+passed through ``optimizers=`` for every method (with ``xi = 0`` it is exactly AdamW), so the methods
+differ only in what trains. The result is written atomically to ``<output_dir>/result.json``; a
+rerun with the same configuration and folder returns it instead of training again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import glue
+from .io import atomic_write_text, save_adapter
+from .methods import DEFAULT_LR, AdaLoraCallback, GateStatsCallback, active_ranks, check_method, prepare
+from .models import DEFAULT_MODEL, HEADS, TARGETS, load_classifier, model_family
+from .optim import PROX_MODES, ProximalAdamW, param_groups
+from .prune import gate_report, prune
+
+RESULT_NAME = "result.json"
+
+
+@dataclass
+class GlueConfig:
+    """Everything that defines a run. Two runs with equal configs give the same result."""
+
+    task: str
+    method: str = "sora"
+    model_name_or_path: str = DEFAULT_MODEL
+    data_dir: str | None = None
+    split_protocol: str = "glue"
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    max_seq_length: int = 128
+    num_train_epochs: float = 3.0
+    learning_rate: float | None = None  # None: the method's default (methods.DEFAULT_LR)
+    per_device_train_batch_size: int = 32
+    per_device_eval_batch_size: int = 64
+    weight_decay: float = 0.1
+    warmup_ratio: float = 0.06
+    seed: int = 42
+    r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    target_modules: list[str] | None = None  # None: all six linear layers of each block
+    gate_init: str = "randn"
+    xi: float = 1e-1  # SoRA's L1 strength; the paper's threshold per step is lr * xi
+    gate_lr: float | None = None
+    prox: str = "paper"
+    num_basis: int = 64  # NOLA: basis matrices for A and for B
+    evals_per_epoch: int = 1
+    bf16: bool = False
+    fp16: bool = False
+    device: str = "auto"  # auto | cpu | cuda
+
+    def __post_init__(self) -> None:
+        self.task = glue.get_task(self.task).name
+        check_method(self.method)
+        if self.split_protocol not in glue.SPLIT_PROTOCOLS:
+            raise ValueError(f"split_protocol must be one of {glue.SPLIT_PROTOCOLS}, got {self.split_protocol!r}")
+        if self.prox not in PROX_MODES:
+            raise ValueError(f"prox must be one of {PROX_MODES}, got {self.prox!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.xi < 0:
+            raise ValueError(f"xi must be >= 0, got {self.xi}")
+        if self.num_train_epochs <= 0:
+            raise ValueError(f"num_train_epochs must be > 0, got {self.num_train_epochs}")
+        if self.learning_rate is None:
+            self.learning_rate = DEFAULT_LR[self.method]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class GlueResult:
+    config: dict[str, Any]
+    history: list[dict[str, float]]   # one row per evaluation: step, epoch, every eval metric, active rank
+    best: dict[str, float]            # the evaluation with the best main metric on "validation"
+    final: dict[str, float]           # the last evaluation
+    main_metric: str
+    trainable_params: int             # before pruning (adapters + head)
+    params_after_prune: int           # after pruning dead ranks (equal to trainable for non-SoRA methods)
+    active_ranks: dict[str, int] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    reused: bool = False
+
+    @property
+    def score(self) -> float:
+        """The main metric of the reported split at the best evaluation, times 100."""
+        split = "test" if any(k.startswith("eval_test") for k in self.best) else "validation"
+        return 100 * self.best[f"eval_{split}_{self.main_metric}"]
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> GlueResult:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _eval_splits(data) -> dict:
+    return {name: ds for name, ds in data.items() if name != "train"}
+
+
+def _reuse(output_dir: Path | None, config: GlueConfig) -> GlueResult | None:
+    if output_dir is None or not (output_dir / RESULT_NAME).is_file():
+        return None
+    old = GlueResult.from_json(output_dir / RESULT_NAME)
+    new = config.to_dict()
+    if old.config != new:
+        diff = {k: (old.config.get(k), new.get(k)) for k in sorted(set(old.config) | set(new))
+                if old.config.get(k) != new.get(k)}
+        raise ValueError(f"{output_dir} holds a result from a different configuration (saved vs now: {diff}); "
+                         f"use another output_dir, or delete {output_dir / RESULT_NAME} to rerun")
+    old.reused = True
+    return old
+
+
+def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None = None, progress: bool = True,
+             save_model: bool = False, **kwargs) -> GlueResult:
+    """Fine-tune ``method`` on GLUE ``task`` and evaluate every epoch. See ``GlueConfig`` for the options."""
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+    config = GlueConfig(task=task, method=method, **kwargs)
+    output_dir = Path(output_dir) if output_dir is not None else None
+    if (cached := _reuse(output_dir, config)) is not None:
+        return cached
+    start = time.perf_counter()
+    spec = glue.get_task(config.task)
+    set_seed(config.seed)
+    data = glue.load_glue(spec.name, config.data_dir, max_train_samples=config.max_train_samples,
+                          max_eval_samples=config.max_eval_samples, seed=config.seed,
+                          split_protocol=config.split_protocol)
+    model, tokenizer = load_classifier(config.model_name_or_path, num_labels=spec.num_labels)
+    data = glue.tokenize(data, tokenizer, spec.name, max_length=config.max_seq_length)
+    for split in _eval_splits(data):  # longest first: less padding per batch, same metrics
+        data[split] = data[split].map(lambda e: {"length": len(e["input_ids"])}).sort("length", reverse=True)
+        data[split] = data[split].remove_columns("length")
+    family = model_family(model)
+
+    use_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
+    steps_per_epoch = math.ceil(len(data["train"]) / config.per_device_train_batch_size)
+    total_steps = math.ceil(steps_per_epoch * config.num_train_epochs)
+    model = prepare(model, config.method, r=config.r, lora_alpha=config.lora_alpha,
+                    lora_dropout=config.lora_dropout, target_modules=config.target_modules or TARGETS[family],
+                    heads=HEADS[family], gate_init=config.gate_init, num_basis=config.num_basis, seed=config.seed,
+                    total_steps=total_steps)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    xi = config.xi if config.method == "sora" else 0.0
+    optimizer = ProximalAdamW(param_groups(model, config.learning_rate, config.weight_decay, xi, config.gate_lr),
+                              lr=config.learning_rate, prox=config.prox)
+    eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
+    args = TrainingArguments(
+        output_dir=str(output_dir / "trainer") if output_dir else "runs/_trainer",
+        num_train_epochs=config.num_train_epochs, learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_eval_batch_size, weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_ratio, lr_scheduler_type="linear", seed=config.seed,
+        eval_strategy="steps", eval_steps=eval_every, logging_steps=eval_every, save_strategy="no",
+        report_to="none", disable_tqdm=not progress, bf16=config.bf16, fp16=config.fp16, use_cpu=use_cpu,
+        dataloader_num_workers=0, train_sampling_strategy="group_by_length",
+    )
+    gates = GateStatsCallback()
+    callbacks = [gates] + ([AdaLoraCallback()] if config.method == "adalora" else [])
+    trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=_eval_splits(data),
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=glue.metrics_fn(spec.name),
+                      optimizers=(optimizer, None), callbacks=callbacks)
+    trainer.train()
+    if trainer.state.global_step % eval_every:  # make sure the final model is evaluated
+        trainer.evaluate()
+
+    history = _history(trainer.state.log_history, gates.history)
+    select = "validation" if "validation" in data else "validation_matched"
+    key = f"eval_{select}_{spec.main_metric}"
+    best = max(history, key=lambda row: row.get(key, float("-inf")))
+    after = trainable
+    if config.method == "sora":
+        report = gate_report(model)
+        after = trainable - report.params + report.params_after_prune
+    result = GlueResult(config=config.to_dict(), history=history, best=best, final=history[-1],
+                        main_metric=spec.main_metric, trainable_params=trainable, params_after_prune=after,
+                        active_ranks=active_ranks(model), wall_time_s=time.perf_counter() - start)
+    if output_dir is not None and trainer.is_world_process_zero():
+        if save_model and config.method in ("lora", "sora", "nola"):
+            save_adapter(prune(model) if config.method == "sora" else model, output_dir / "adapter")
+        atomic_write_text(output_dir / RESULT_NAME, json.dumps(asdict(result), indent=2))
+    result.model = model  # for interactive use; not serialised
+    return result
+
+
+def _history(log_history: list[dict], gate_rows: list[dict]) -> list[dict]:
+    """Merge the Trainer's per-split eval logs (one dict per split and step) into one row per step."""
+    rows: dict[int, dict] = {}
+    for entry in log_history:
+        if any(k.startswith("eval_") and not k.endswith(("_runtime", "_per_second")) for k in entry):
+            row = rows.setdefault(entry["step"], {"step": entry["step"], "epoch": entry.get("epoch")})
+            row.update({k: v for k, v in entry.items() if k.startswith("eval_") and
+                        not k.endswith(("_runtime", "_samples_per_second", "_steps_per_second"))})
+    for g in gate_rows:
+        if g["step"] in rows:
+            rows[g["step"]].update(active_rank=g["active_rank"], params_after_prune=g["params_after_prune"])
+    return [rows[s] for s in sorted(rows)]
