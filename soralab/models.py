@@ -45,6 +45,7 @@ def load_classifier(name_or_path: str = DEFAULT_MODEL, num_labels: int = 2, **kw
 
     path = resolve_model(name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    kwargs.setdefault("ignore_mismatched_sizes", True)  # a checkpoint's head may have another label count
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, **kwargs)
     if tokenizer.pad_token is None:  # GPT-2 style tokenizers
         tokenizer.pad_token = tokenizer.eos_token
@@ -60,19 +61,19 @@ def model_family(model: nn.Module) -> str:
     return family
 
 
-def tiny_model(arch: str = "bert", num_labels: int = 2, seed: int = 0) -> nn.Module:
+def tiny_model(arch: str = "bert", num_labels: int = 2, seed: int = 0, vocab_size: int = 99) -> nn.Module:
     """A randomly initialised sequence classifier of the given architecture, small enough for unit tests."""
     import transformers as tf
 
     torch.manual_seed(seed)
-    common = dict(vocab_size=99, num_labels=num_labels)
+    common = dict(vocab_size=vocab_size, num_labels=num_labels)
     if arch == "bert":
         cfg = tf.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
                             **common)
         return tf.BertForSequenceClassification(cfg)
     if arch == "roberta":
         cfg = tf.RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                               max_position_embeddings=64, pad_token_id=1, **common)
+                               max_position_embeddings=160, pad_token_id=1, **common)
         return tf.RobertaForSequenceClassification(cfg)
     if arch == "deberta-v2":
         cfg = tf.DebertaV2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
@@ -80,6 +81,20 @@ def tiny_model(arch: str = "bert", num_labels: int = 2, seed: int = 0) -> nn.Mod
                                  max_relative_positions=16, pooler_hidden_size=32, **common)
         return tf.DebertaV2ForSequenceClassification(cfg)
     if arch == "gpt2":
-        cfg = tf.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, pad_token_id=0, **common)
+        cfg = tf.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=160, pad_token_id=0, **common)
         return tf.GPT2ForSequenceClassification(cfg)
     raise ValueError(f"unknown tiny architecture {arch!r}; choose from {sorted(TARGETS)}")
+
+
+def save_tiny_checkpoint(folder, arch: str = "bert", num_labels: int = 2, seed: int = 0) -> str:
+    """A tiny random checkpoint with the packaged MiniLM tokenizer, loadable by ``load_classifier(folder)``.
+
+    Unit tests and smoke runs use it to exercise the whole training path in seconds, offline.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    model = tiny_model(arch, num_labels=num_labels, seed=seed, vocab_size=tokenizer.vocab_size)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
