@@ -124,16 +124,22 @@ def _reuse(output_dir: Path | None, config: GlueConfig) -> GlueResult | None:
     return old
 
 
-def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None = None, progress: bool = True,
-             save_model: bool = False, **kwargs) -> GlueResult:
-    """Fine-tune ``method`` on GLUE ``task`` and evaluate every epoch. See ``GlueConfig`` for the options."""
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+@dataclass
+class Prepared:
+    """A task's tokenized data and a model ready for ``config.method``."""
 
-    config = GlueConfig(task=task, method=method, **kwargs)
-    output_dir = Path(output_dir) if output_dir is not None else None
-    if (cached := _reuse(output_dir, config)) is not None:
-        return cached
-    start = time.perf_counter()
+    config: GlueConfig
+    spec: glue.GlueTask
+    data: Any  # datasets.DatasetDict, eval splits sorted longest first
+    model: torch.nn.Module
+    tokenizer: Any
+    trainable_params: int
+
+
+def setup(config: GlueConfig, epochs: float | None = None) -> Prepared:
+    """Load data and model and prepare the model for the method (``epochs`` sizes AdaLoRA's schedule)."""
+    from transformers import set_seed
+
     spec = glue.get_task(config.task)
     set_seed(config.seed)
     data = glue.load_glue(spec.name, config.data_dir, max_train_samples=config.max_train_samples,
@@ -145,54 +151,80 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
         data[split] = data[split].map(lambda e: {"length": len(e["input_ids"])}).sort("length", reverse=True)
         data[split] = data[split].remove_columns("length")
     family = model_family(model)
-
-    use_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
-    steps_per_epoch = math.ceil(len(data["train"]) / config.per_device_train_batch_size)
-    total_steps = math.ceil(steps_per_epoch * config.num_train_epochs)
+    steps = math.ceil(len(data["train"]) / config.per_device_train_batch_size)
     model = prepare(model, config.method, r=config.r, lora_alpha=config.lora_alpha,
                     lora_dropout=config.lora_dropout, target_modules=config.target_modules or TARGETS[family],
                     heads=HEADS[family], gate_init=config.gate_init, num_basis=config.num_basis, seed=config.seed,
-                    total_steps=total_steps)
+                    total_steps=math.ceil(steps * (epochs or config.num_train_epochs)))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    xi = config.xi if config.method == "sora" else 0.0
-    optimizer = ProximalAdamW(param_groups(model, config.learning_rate, config.weight_decay, xi, config.gate_lr),
-                              lr=config.learning_rate, prox=config.prox)
-    eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
+    return Prepared(config, spec, data, model, tokenizer, trainable)
+
+
+def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | None, progress: bool,
+                 eval_splits: dict | None = None, callbacks: list | None = None, evaluate: bool = True):
+    """A stock ``transformers.Trainer`` with soralab's ``ProximalAdamW`` (``xi = 0``: plain AdamW)."""
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    c = p.config
+    use_cpu = c.device == "cpu" or (c.device == "auto" and not torch.cuda.is_available())
+    steps_per_epoch = math.ceil(len(p.data["train"]) / c.per_device_train_batch_size)
+    eval_every = max(1, steps_per_epoch // c.evals_per_epoch)
+    optimizer = ProximalAdamW(param_groups(p.model, c.learning_rate, c.weight_decay, xi, c.gate_lr),
+                              lr=c.learning_rate, prox=c.prox)
     args = TrainingArguments(
         output_dir=str(output_dir / "trainer") if output_dir else "runs/_trainer",
-        num_train_epochs=config.num_train_epochs, learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_eval_batch_size, weight_decay=config.weight_decay,
-        warmup_steps=config.warmup_ratio, lr_scheduler_type="linear", seed=config.seed,
-        eval_strategy="steps", eval_steps=eval_every, logging_steps=eval_every, save_strategy="no",
-        report_to="none", disable_tqdm=not progress, bf16=config.bf16, fp16=config.fp16, use_cpu=use_cpu,
+        num_train_epochs=epochs, learning_rate=c.learning_rate,
+        per_device_train_batch_size=c.per_device_train_batch_size,
+        per_device_eval_batch_size=c.per_device_eval_batch_size, weight_decay=c.weight_decay,
+        warmup_steps=c.warmup_ratio, lr_scheduler_type="linear", seed=c.seed,
+        eval_strategy="steps" if evaluate else "no", eval_steps=eval_every, logging_steps=eval_every, save_strategy="no",
+        report_to="none", disable_tqdm=not progress, bf16=c.bf16, fp16=c.fp16, use_cpu=use_cpu,
         dataloader_num_workers=0, train_sampling_strategy="group_by_length",
     )
+    callbacks = list(callbacks or []) + ([AdaLoraCallback()] if c.method == "adalora" else [])
+    return Trainer(model=p.model, args=args, train_dataset=p.data["train"],
+                   eval_dataset=eval_splits if eval_splits is not None else _eval_splits(p.data),
+                   data_collator=DataCollatorWithPadding(p.tokenizer), compute_metrics=glue.metrics_fn(p.spec.name),
+                   optimizers=(optimizer, None), callbacks=callbacks)
+
+
+def params_after_prune(p: Prepared) -> int:
+    """Trainable parameters once dead SoRA ranks are cut out (unchanged for other methods)."""
+    if p.config.method != "sora":
+        return p.trainable_params
+    report = gate_report(p.model)
+    return p.trainable_params - report.params + report.params_after_prune
+
+
+def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None = None, progress: bool = True,
+             save_model: bool = False, **kwargs) -> GlueResult:
+    """Fine-tune ``method`` on GLUE ``task`` and evaluate every epoch. See ``GlueConfig`` for the options."""
+    config = GlueConfig(task=task, method=method, **kwargs)
+    output_dir = Path(output_dir) if output_dir is not None else None
+    if (cached := _reuse(output_dir, config)) is not None:
+        return cached
+    start = time.perf_counter()
+    p = setup(config)
     gates = GateStatsCallback()
-    callbacks = [gates] + ([AdaLoraCallback()] if config.method == "adalora" else [])
-    trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=_eval_splits(data),
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=glue.metrics_fn(spec.name),
-                      optimizers=(optimizer, None), callbacks=callbacks)
+    trainer = make_trainer(p, xi=config.xi if method == "sora" else 0.0, epochs=config.num_train_epochs,
+                           output_dir=output_dir, progress=progress, callbacks=[gates])
     trainer.train()
-    if trainer.state.global_step % eval_every:  # make sure the final model is evaluated
+    if trainer.state.global_step % trainer.args.eval_steps:  # make sure the final model is evaluated
         trainer.evaluate()
 
     history = _history(trainer.state.log_history, gates.history)
-    select = "validation" if "validation" in data else "validation_matched"
-    key = f"eval_{select}_{spec.main_metric}"
+    select = "validation" if "validation" in p.data else "validation_matched"
+    key = f"eval_{select}_{p.spec.main_metric}"
     best = max(history, key=lambda row: row.get(key, float("-inf")))
-    after = trainable
-    if config.method == "sora":
-        report = gate_report(model)
-        after = trainable - report.params + report.params_after_prune
     result = GlueResult(config=config.to_dict(), history=history, best=best, final=history[-1],
-                        main_metric=spec.main_metric, trainable_params=trainable, params_after_prune=after,
-                        active_ranks=active_ranks(model), wall_time_s=time.perf_counter() - start)
+                        main_metric=p.spec.main_metric, trainable_params=p.trainable_params,
+                        params_after_prune=params_after_prune(p), active_ranks=active_ranks(p.model),
+                        wall_time_s=time.perf_counter() - start)
     if output_dir is not None and trainer.is_world_process_zero():
-        if save_model and config.method in ("lora", "sora", "nola"):
-            save_adapter(prune(model) if config.method == "sora" else model, output_dir / "adapter")
+        if save_model and method in ("lora", "sora", "nola"):
+            save_adapter(prune(p.model) if method == "sora" else p.model, output_dir / "adapter")
         atomic_write_text(output_dir / RESULT_NAME, json.dumps(asdict(result), indent=2))
-    result.model = model  # for interactive use; not serialised
+    result.model = p.model  # for interactive use; not serialised
     return result
 
 

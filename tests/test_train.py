@@ -103,3 +103,20 @@ def test_real_sst2_on_packaged_minilm_beats_chance():
                    per_device_train_batch_size=16, progress=False)
     assert res.best["eval_validation_accuracy"] > 0.70, res.history
     assert soralab.gate_report(res.model).active_rank > 0
+
+
+def test_sparsifying_scheduler_records_every_stage(tiny, tmp_path):
+    from soralab.scheduler import SPARSIFY_NAME, sparsify
+
+    res = sparsify("sst2", xi_start=5.0, xi_end=200.0, n_stages=3, schedule="exp_linear", epochs_per_stage=1,
+                   model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1,
+                   memorization_samples=20, output_dir=tmp_path, **FAST)
+    assert [s.xi for s in res.stages] == pytest.approx([0.0, 5.0, 5.0 * 40**0.5, 200.0])
+    params = [s.nonzero_params for s in res.stages]
+    dense = 2 * 8 * (4 * (32 + 32) + 2 * (32 + 37))  # 2 blocks; hidden 32, FFN 37; r_max 8; all ranks alive
+    assert params[0] == dense and params == sorted(params, reverse=True) and params[-1] < params[0]
+    assert res.stages[0].memorization_rel == 100.0
+    for s in res.stages[1:]:
+        assert s.memorization_rel == pytest.approx(100 * s.memorization / res.stages[0].memorization)
+    saved = json.loads((tmp_path / SPARSIFY_NAME).read_text())
+    assert len(saved["stages"]) == 4 and "| 3 | 200 |" in res.table()
