@@ -1,7 +1,10 @@
-"""Command line: ``soralab quickstart`` and ``soralab glue``.
+"""Command line.
 
     soralab quickstart                      # SoRA on the packaged MiniLM, SST-2 subset, prune, export, reload
     soralab glue --task rte --method sora --max-train-samples 1000 --output-dir runs/rte-sora
+    soralab sweep --tasks rte mrpc --methods lora sora --seeds 1 2 3 --grid xi=1,3 --output-dir runs/sweep \
+        --set max_train_samples=1000 num_train_epochs=3
+    soralab report runs/sweep --markdown runs/sweep/table.md --csv runs/sweep/table.csv
 """
 
 from __future__ import annotations
@@ -88,9 +91,30 @@ def main(argv: list[str] | None = None) -> int:
     _add_glue_options(g)
     g.add_argument("--output-dir", default=None)
     g.add_argument("--no-progress", action="store_true")
+    s = sub.add_parser("sweep", help="a grid of GLUE runs (tasks x methods x seeds x settings); resumable")
+    s.add_argument("--tasks", nargs="+", required=True)
+    s.add_argument("--methods", nargs="+", required=True)
+    s.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    s.add_argument("--grid", nargs="*", default=[], help="name=v1,v2 ... e.g. xi=1,3 (sora-only names stay sora-only)")
+    s.add_argument("--output-dir", required=True)
+    s.add_argument("--set", nargs="*", default=[], help="options shared by every run, e.g. max_train_samples=1000")
+    rep = sub.add_parser("report", help="aggregate a sweep's results: mean ± std over seeds, Markdown and CSV")
+    rep.add_argument("output_dir")
+    rep.add_argument("--markdown", default=None)
+    rep.add_argument("--csv", default=None)
     args = parser.parse_args(argv)
     if args.command == "quickstart":
         return quickstart(args)
+    if args.command in ("sweep", "report"):
+        from .sweep import parse_grid, report, sweep
+
+        if args.command == "sweep":
+            common = {k: v[0] for k, v in parse_grid(args.set).items()}
+            sweep(args.tasks, args.methods, args.seeds, args.output_dir, grid=parse_grid(args.grid), **common)
+            print(report(args.output_dir))
+        else:
+            print(report(args.output_dir, markdown=args.markdown, csv_path=args.csv))
+        return 0
     opts = {f.name: getattr(args, f.name) for f in fields(GlueConfig)}
     task, method = opts.pop("task"), opts.pop("method")
     print_result(run_glue(task, method, output_dir=args.output_dir, progress=not args.no_progress, **opts))

@@ -163,7 +163,7 @@ def setup(config: GlueConfig, epochs: float | None = None) -> Prepared:
 def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | None, progress: bool,
                  eval_splits: dict | None = None, callbacks: list | None = None, evaluate: bool = True):
     """A stock ``transformers.Trainer`` with soralab's ``ProximalAdamW`` (``xi = 0``: plain AdamW)."""
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
 
     c = p.config
     use_cpu = c.device == "cpu" or (c.device == "auto" and not torch.cuda.is_available())
@@ -177,15 +177,19 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
         per_device_train_batch_size=c.per_device_train_batch_size,
         per_device_eval_batch_size=c.per_device_eval_batch_size, weight_decay=c.weight_decay,
         warmup_steps=c.warmup_ratio, lr_scheduler_type="linear", seed=c.seed,
-        eval_strategy="steps" if evaluate else "no", eval_steps=eval_every, logging_steps=eval_every, save_strategy="no",
+        eval_strategy="steps" if evaluate else "no", eval_steps=eval_every, logging_steps=eval_every,
+        save_strategy="no",
         report_to="none", disable_tqdm=not progress, bf16=c.bf16, fp16=c.fp16, use_cpu=use_cpu,
         dataloader_num_workers=0, train_sampling_strategy="group_by_length",
     )
     callbacks = list(callbacks or []) + ([AdaLoraCallback()] if c.method == "adalora" else [])
-    return Trainer(model=p.model, args=args, train_dataset=p.data["train"],
-                   eval_dataset=eval_splits if eval_splits is not None else _eval_splits(p.data),
-                   data_collator=DataCollatorWithPadding(p.tokenizer), compute_metrics=glue.metrics_fn(p.spec.name),
-                   optimizers=(optimizer, None), callbacks=callbacks)
+    trainer = Trainer(model=p.model, args=args, train_dataset=p.data["train"],
+                      eval_dataset=eval_splits if eval_splits is not None else _eval_splits(p.data),
+                      data_collator=DataCollatorWithPadding(p.tokenizer),
+                      compute_metrics=glue.metrics_fn(p.spec.name), optimizers=(optimizer, None), callbacks=callbacks)
+    if not progress:  # no bars, and no log dicts printed in their place either
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def params_after_prune(p: Prepared) -> int:

@@ -4,13 +4,12 @@ import json
 import os
 
 import pytest
+from glue_fixtures import write_glue_fixture
 
 import soralab
 from soralab.cli import main as cli_main
 from soralab.models import save_tiny_checkpoint
 from soralab.train import RESULT_NAME, GlueResult, run_glue
-
-from glue_fixtures import write_glue_fixture
 
 FAST = dict(max_seq_length=32, per_device_train_batch_size=8, per_device_eval_batch_size=16, progress=False)
 
@@ -120,3 +119,25 @@ def test_sparsifying_scheduler_records_every_stage(tiny, tmp_path):
         assert s.memorization_rel == pytest.approx(100 * s.memorization / res.stages[0].memorization)
     saved = json.loads((tmp_path / SPARSIFY_NAME).read_text())
     assert len(saved["stages"]) == 4 and "| 3 | 200 |" in res.table()
+
+
+def test_sweep_is_resumable_and_report_aggregates(tiny, tmp_path, monkeypatch, capsys):
+    from soralab.sweep import parse_grid, plan
+
+    assert parse_grid(["xi=1,3", "r=4", "prox=official"]) == {"xi": [1, 3], "r": [4], "prox": ["official"]}
+    assert len(plan(["rte"], ["lora", "sora"], [1, 2], {"xi": [1, 3]})) == 2 + 4  # xi does not multiply lora
+    args = ["sweep", "--tasks", "rte", "--methods", "lora", "sora", "--seeds", "1", "2", "--grid", "xi=20",
+            "--output-dir", str(tmp_path), "--set", f"model_name_or_path={tiny['model']}",
+            f"data_dir={tiny['data']}", "num_train_epochs=1", "max_seq_length=32", "per_device_train_batch_size=8"]
+    assert cli_main(args) == 0
+    first = capsys.readouterr().out
+    assert len(list(tmp_path.rglob(RESULT_NAME))) == 4
+    monkeypatch.setattr("transformers.Trainer.train", lambda *a, **k: pytest.fail("resumed sweep retrained"))
+    assert cli_main(args) == 0
+    table = capsys.readouterr().out
+    assert table == first
+    lora_row = next(line for line in table.splitlines() if line.startswith("| lora |"))
+    assert " ± " in lora_row and "| 2 |" in lora_row  # two seeds aggregated
+    assert "| sora | default |" in table and "AdaLoRA" in table and "85.20" in table  # reference RTE, LoRA r=8
+    assert cli_main(["report", str(tmp_path), "--csv", str(tmp_path / "t.csv")]) == 0
+    assert (tmp_path / "t.csv").read_text().startswith("method,setting,model,rte,mean")
