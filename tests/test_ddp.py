@@ -1,0 +1,32 @@
+"""Two processes on the gloo backend: the proximal step keeps the gates identical on every rank."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from glue_fixtures import write_glue_fixture
+from safetensors.torch import load_file
+
+from soralab.models import save_tiny_checkpoint
+
+
+def test_gates_identical_on_two_ranks(tmp_path):
+    write_glue_fixture(tmp_path / "glue", "sst2", n_train=48, n_dev=16)
+    model = save_tiny_checkpoint(tmp_path / "model")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("SORALAB_GLUE_DIR", None)
+    worker = Path(__file__).with_name("ddp_worker.py")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
+                           "--master_addr", "127.0.0.1", "--master_port", "29533", str(worker), str(tmp_path), model,
+                           str(tmp_path / "glue")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    g0 = load_file(str(tmp_path / "gates_rank0.safetensors"))
+    g1 = load_file(str(tmp_path / "gates_rank1.safetensors"))
+    assert g0.keys() == g1.keys() and len(g0) == 12
+    for name in g0:
+        assert torch.equal(g0[name], g1[name]), name
+    zeros = sum(int((g == 0).sum()) for g in g0.values())
+    assert 0 < zeros < 12 * 8, "training should have killed some gates but not all"
+    assert (tmp_path / "run" / "result.json").is_file()
