@@ -5,6 +5,7 @@
     soralab sweep --tasks rte mrpc --methods lora sora --seeds 1 2 3 --grid xi=1,3 --output-dir runs/sweep \
         --set max_train_samples=1000 num_train_epochs=3
     soralab report runs/sweep --markdown runs/sweep/table.md --csv runs/sweep/table.csv
+    soralab notebooks --profile classroom   # the notebook suite with papermill, summary in runs/notebooks/
 """
 
 from __future__ import annotations
@@ -102,7 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("output_dir")
     rep.add_argument("--markdown", default=None)
     rep.add_argument("--csv", default=None)
+    nb = sub.add_parser("notebooks", help="run the notebook suite with papermill and write a summary")
+    nb.add_argument("--profile", default=None,
+                    help="smoke | classroom | paper (default: $SORALAB_PROFILE, else classroom)")
+    nb.add_argument("--only", nargs="*", default=None, help="name prefixes, e.g. 00 03")
+    nb.add_argument("--output-dir", default=None)
     args = parser.parse_args(argv)
+    if args.command == "notebooks":
+        from .profiles import profile
+        from .suite import run_suite
+
+        rows = run_suite(profile(args.profile).name, args.output_dir, args.only)
+        return 0 if all(r["status"] == "ok" for r in rows) else 1
     if args.command == "quickstart":
         return quickstart(args)
     if args.command in ("sweep", "report"):

@@ -1,0 +1,94 @@
+"""Run profiles for the notebooks: ``smoke`` (seconds, CI), ``classroom`` (minutes on a laptop CPU, the
+default) and ``paper`` (the paper's protocol on a GPU). A notebook reads its profile once and derives every
+size, epoch and step count from it, so the same notebook serves a CI check, a lesson and a reproduction.
+
+Also two notebook utilities: ``env_report()`` (what ran where) and ``record(...)`` (key numbers for the
+suite's summary).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROFILE_ENV = "SORALAB_PROFILE"
+SUMMARY_ENV = "SORALAB_SUMMARY"  # set by the suite runner: where record() writes a notebook's key numbers
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    model: str                      # "minilm" is the packaged all-MiniLM-L6-v2; paper: DeBERTaV3-base from the hub
+    tasks: tuple[str, ...]          # GLUE tasks for the multi-task notebooks
+    max_train_samples: int | None   # None: the whole training set
+    max_eval_samples: int | None
+    epochs: float
+    batch_size: int
+    max_seq_length: int
+    seeds: tuple[int, ...]
+    split_protocol: str             # "glue" (dev = reported) or "paper" (the authors' split)
+    planted_steps: int              # optimiser steps for the planted low-rank toy problems
+    n_stages: int                   # sparsifying scheduler: stages after the dense one
+    epochs_per_stage: float
+    extra: dict = field(default_factory=dict)
+
+    def glue_kwargs(self, **overrides) -> dict:
+        """Keyword arguments for ``run_glue`` from this profile."""
+        kw = dict(model_name_or_path=self.model, max_train_samples=self.max_train_samples,
+                  max_eval_samples=self.max_eval_samples, num_train_epochs=self.epochs,
+                  per_device_train_batch_size=self.batch_size, max_seq_length=self.max_seq_length,
+                  split_protocol=self.split_protocol)
+        kw.update(overrides)
+        return kw
+
+
+PROFILES = {
+    "smoke": Profile("smoke", "minilm", ("sst2",), 64, 32, 1, 16, 64, (1,), "glue", 150, 2, 1),
+    "classroom": Profile("classroom", "minilm", ("sst2", "rte"), 1000, 400, 2, 16, 128, (1,), "glue", 400, 4, 1),
+    "paper": Profile("paper", "microsoft/deberta-v3-base", ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli",
+                                                             "rte"), None, None, 20, 32, 256, (1, 2, 3, 4, 5),
+                     "paper", 3000, 6, 5),
+}
+
+
+def profile(name: str | None = None, **overrides) -> Profile:
+    """The profile named ``name``, else ``$SORALAB_PROFILE``, else ``classroom``; ``overrides`` replace fields."""
+    name = name or os.environ.get(PROFILE_ENV) or "classroom"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r} (from {PROFILE_ENV} or the notebook's parameters); "
+                         f"choose one of {', '.join(PROFILES)}")
+    return replace(PROFILES[name], **overrides)
+
+
+def env_report(p: Profile | None = None) -> dict:
+    """Print and return versions, device and profile: what a reader needs to compare numbers."""
+    import peft
+    import torch
+    import transformers
+
+    import soralab
+
+    info = {"python": platform.python_version(), "soralab": soralab.__version__, "torch": torch.__version__,
+            "transformers": transformers.__version__, "peft": peft.__version__,
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)",
+            "profile": p.name if p else os.environ.get(PROFILE_ENV, "classroom"),
+            "glue_dir": os.environ.get("SORALAB_GLUE_DIR", "(hub)")}
+    print("  ".join(f"{k}={v}" for k, v in info.items()))
+    return info
+
+
+def record(**numbers) -> dict:
+    """Keep a notebook's key numbers for the suite summary (a no-op outside the suite runner)."""
+    path = os.environ.get(SUMMARY_ENV)
+    if path:
+        from .io import atomic_write_text
+
+        old = json.loads(Path(path).read_text()) if Path(path).is_file() else {}
+        atomic_write_text(path, json.dumps({**old, **numbers}, indent=2, default=float))
+    return numbers
+
+
+

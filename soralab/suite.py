@@ -1,0 +1,62 @@
+"""Run the notebook suite with papermill in one profile and write a summary.
+
+    soralab notebooks --profile classroom            # every notebook, executed copies in runs/notebooks/classroom/
+    soralab notebooks --profile smoke --only 00 02   # the ones whose names start with 00 or 02
+
+Per notebook the summary holds status, runtime and the key numbers the notebook ``record()``-ed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from .io import atomic_write_text
+from .profiles import PROFILE_ENV, SUMMARY_ENV, profile
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def run_suite(profile_name: str, output_dir: str | Path | None = None, only: list[str] | None = None,
+              notebooks_dir: str | Path = NOTEBOOKS) -> list[dict]:
+    import papermill as pm
+
+    profile(profile_name)  # validates the name
+    books = sorted(Path(notebooks_dir).glob("[0-9]*.ipynb"))
+    if only:
+        books = [b for b in books if any(b.name.startswith(o) for o in only)]
+    if not books:
+        raise FileNotFoundError(f"no notebooks matching {only or '*'} in {notebooks_dir}")
+    out = Path(output_dir or f"runs/notebooks/{profile_name}")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for book in books:
+        numbers = out / f"{book.stem}.numbers.json"
+        numbers.unlink(missing_ok=True)
+        env_before = {k: os.environ.get(k) for k in (PROFILE_ENV, SUMMARY_ENV)}
+        os.environ[PROFILE_ENV], os.environ[SUMMARY_ENV] = profile_name, str(numbers.resolve())
+        start, status = time.perf_counter(), "ok"
+        try:
+            pm.execute_notebook(str(book), str(out / book.name), cwd=str(book.parent), progress_bar=False,
+                                kernel_name="python3")
+        except Exception as e:  # papermill raises on the first failing cell; the executed copy shows where
+            status = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''}"
+        finally:
+            for k, v in env_before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        row = {"notebook": book.name, "status": status, "runtime_s": round(time.perf_counter() - start, 1),
+               "numbers": json.loads(numbers.read_text()) if numbers.is_file() else {}}
+        rows.append(row)
+        print(f"{row['notebook']}: {row['status']} in {row['runtime_s']} s  {row['numbers']}", flush=True)
+    atomic_write_text(out / "summary.json", json.dumps(rows, indent=2))
+    lines = ["| notebook | status | runtime (s) | key numbers |", "|---|---|---:|---|"]
+    lines += [f"| {r['notebook']} | {r['status']} | {r['runtime_s']} | "
+              + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["numbers"].items())
+              + " |" for r in rows]
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+    return rows
