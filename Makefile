@@ -2,14 +2,14 @@
 PY ?= python
 PROFILE ?= classroom
 
-.PHONY: install test lint notebooks strip bench clean
+.PHONY: install test lint notebooks bench quality clean
 
 install:  ## CPU torch first (a plain `torch` pulls a multi-GB CUDA build), then soralab with its extras
 	$(PY) -m pip install torch==2.13.0 || $(PY) -m pip install torch
 	$(PY) -m pip install -e ".[dev,notebooks]"
 
-test: lint  ## what CI runs: lint, then every test (the notebooks in the smoke profile too)
-	$(PY) -m pytest -q
+test: lint  ## what CI runs: lint, then every test and every notebook (smoke profile, via nbmake)
+	SORALAB_PROFILE=smoke $(PY) -m pytest -q --nbmake --nbmake-timeout=300 tests notebooks
 
 lint:
 	$(PY) -m ruff check soralab tests benchmarks
@@ -17,8 +17,11 @@ lint:
 notebooks:  ## the notebook suite with papermill in $(PROFILE) (smoke | classroom | paper)
 	SORALAB_PROFILE=$(PROFILE) $(PY) -m soralab.cli notebooks --profile $(PROFILE)
 
-bench:
+bench:  ## train-step speed: PEFT LoRA vs soralab LoRA vs SoRA
 	$(PY) benchmarks/speed.py
+
+quality:  ## the quality record (about an hour on 2 cores; needs SORALAB_GLUE_DIR)
+	bash benchmarks/quality.sh
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -1,0 +1,67 @@
+"""Run profiles, record(), and the papermill suite runner."""
+
+import json
+
+import nbformat
+import pytest
+
+from soralab.cli import main as cli_main
+from soralab.profiles import PROFILES, profile, record
+from soralab.suite import run_suite
+
+
+def test_profile_comes_from_argument_then_env_then_classroom(monkeypatch):
+    monkeypatch.delenv("SORALAB_PROFILE", raising=False)
+    assert profile().name == "classroom"
+    monkeypatch.setenv("SORALAB_PROFILE", "smoke")
+    assert profile().name == "smoke"
+    assert profile("paper").name == "paper" and profile("paper").model == "microsoft/deberta-v3-base"
+    assert profile("smoke", epochs=3).epochs == 3
+    with pytest.raises(ValueError, match="unknown profile 'fast'.*smoke, classroom, paper"):
+        profile("fast")
+
+
+def test_profiles_scale_up():
+    smoke, classroom = PROFILES["smoke"], PROFILES["classroom"]
+    assert smoke.max_train_samples < classroom.max_train_samples and smoke.planted_steps < classroom.planted_steps
+    assert PROFILES["paper"].max_train_samples is None and PROFILES["paper"].split_protocol == "paper"
+
+
+def test_record_writes_only_inside_the_suite(tmp_path, monkeypatch):
+    monkeypatch.delenv("SORALAB_SUMMARY", raising=False)
+    assert record(a=1) == {"a": 1}
+    monkeypatch.setenv("SORALAB_SUMMARY", str(tmp_path / "n.json"))
+    record(a=1)
+    record(b=2.5)
+    assert json.loads((tmp_path / "n.json").read_text()) == {"a": 1, "b": 2.5}
+
+
+def _notebook(path, code):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("profile_name = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# test"), params, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_suite_runs_notebooks_and_summarises(tmp_path):
+    books = tmp_path / "books"
+    books.mkdir()
+    _notebook(books / "01_ok.ipynb", "from soralab.profiles import profile, record\n"
+                                     "P = profile(profile_name)\nrecord(profile=P.name, x=1.5)")
+    _notebook(books / "02_bad.ipynb", "assert False, 'claim does not hold'")
+    rows = run_suite("smoke", tmp_path / "out", notebooks_dir=books)
+    assert [r["status"] for r in rows][0] == "ok" and rows[0]["numbers"] == {"profile": "smoke", "x": 1.5}
+    assert rows[1]["status"].startswith("failed") and "claim does not hold" in rows[1]["status"]
+    assert (tmp_path / "out" / "01_ok.ipynb").is_file()
+    assert "| 01_ok.ipynb | ok |" in (tmp_path / "out" / "summary.md").read_text()
+    assert len(json.loads((tmp_path / "out" / "summary.json").read_text())) == 2
+    assert run_suite("smoke", tmp_path / "out2", only=["01"], notebooks_dir=books)[0]["status"] == "ok"
+    with pytest.raises(FileNotFoundError, match="no notebooks matching"):
+        run_suite("smoke", tmp_path / "out3", only=["99"], notebooks_dir=books)
+
+
+def test_cli_rejects_unknown_profile():
+    with pytest.raises(ValueError, match="unknown profile"):
+        cli_main(["notebooks", "--profile", "huge"])
