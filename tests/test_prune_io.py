@@ -37,6 +37,15 @@ def trained_sora(arch="bert", seed=0):
     return model
 
 
+@torch.no_grad()
+def perturbed(model, std=0.3):
+    """Give every adapter parameter a random non-zero value (B starts at 0, so outputs would not move)."""
+    for _, m in soralab.adapter_modules(model):
+        for p in m.parameters(recurse=False):
+            p.normal_(0, std)
+    return model
+
+
 def tight(a, b):
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
@@ -63,11 +72,7 @@ def test_merge_keeps_outputs_and_restores_layer_types(method, batch):
     for arch in ("bert", "gpt2"):
         base = tiny_model(arch)
         types = {n: type(m) for n, m in base.named_modules()}
-        model = soralab.inject(copy.deepcopy(base), cls(r=3, target_modules=TARGETS[arch]))
-        with torch.no_grad():
-            for _, m in soralab.adapter_modules(model):
-                for p in m.parameters(recurse=False):
-                    p.normal_(0, 0.3)
+        model = perturbed(soralab.inject(copy.deepcopy(base), cls(r=3, target_modules=TARGETS[arch])))
         out = logits(model, batch)
         soralab.merge(model)
         tight(logits(model, batch), out)
@@ -83,12 +88,9 @@ def test_save_load_roundtrip(method, batch, tmp_path):
             soralab.prune(model)
     else:
         cls = soralab.LoRAConfig if method == "lora" else soralab.NOLAConfig
-        model = soralab.inject(tiny_model("bert"), cls(r=3, target_modules=TARGETS["bert"],
-                                                        modules_to_save=["classifier"]))
+        model = perturbed(soralab.inject(tiny_model("bert"), cls(r=3, target_modules=TARGETS["bert"],
+                                                                  modules_to_save=["classifier"])))
         with torch.no_grad():
-            for _, m in soralab.adapter_modules(model):
-                for p in m.parameters(recurse=False):
-                    p.normal_(0, 0.3)
             model.classifier.weight.normal_()
     out = logits(model, batch)
     soralab.save_adapter(model, tmp_path / "a")
@@ -158,12 +160,8 @@ def test_export_pruned_sora_to_peft(arch, batch, tmp_path):
 
 def test_export_lora_and_nola_to_peft(batch, tmp_path):
     for i, cls in enumerate((soralab.LoRAConfig, soralab.NOLAConfig)):
-        model = soralab.inject(tiny_model("bert"), cls(r=3, target_modules=TARGETS["bert"],
-                                                        modules_to_save=["classifier"]))
-        with torch.no_grad():
-            for _, m in soralab.adapter_modules(model):
-                for p in m.parameters(recurse=False):
-                    p.normal_(0, 0.3)
+        model = perturbed(soralab.inject(tiny_model("bert"), cls(r=3, target_modules=TARGETS["bert"],
+                                                                  modules_to_save=["classifier"])))
         out = logits(model, batch)
         soralab.export_peft(model, tmp_path / str(i))
         tight(logits(PeftModel.from_pretrained(tiny_model("bert"), tmp_path / str(i)), batch), out)
