@@ -14,27 +14,15 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import torch
-
 import soralab
-from soralab.synthetic import planted_low_rank
+from soralab.planted_fit import fit_planted
 
 
 def fit(seed: int, xi: float, weight_decay: float, gate_init: str, steps: int, lr: float = 1e-2, r: int = 8):
     """Train SoRA on the planted task of this seed; return (active rank, test MSE)."""
-    torch.manual_seed(seed)
-    task = planted_low_rank(true_rank=3, seed=seed)
     config = soralab.SoRAConfig(r=r, lora_alpha=r, target_modules=["0"], gate_init=gate_init)
-    model = soralab.inject(task.model(), config)
-    opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=lr, weight_decay=weight_decay, xi=xi), lr=lr)
-    for _ in range(steps):
-        loss = torch.nn.functional.mse_loss(model(task.x_train), task.y_train)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        test = torch.nn.functional.mse_loss(model(task.x_test), task.y_test).item()
-    return soralab.gate_report(model).active_rank, test
+    result = fit_planted(config, steps=steps, lr=lr, weight_decay=weight_decay, xi=xi, seed=seed)
+    return result.active_rank, result.test_mse
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import soralab
-from soralab.synthetic import planted_low_rank
+from soralab.planted_fit import fit_planted
 
 
 def fit(xi, weight_decay, steps=400, seed=0, r=8):
@@ -17,16 +17,9 @@ def fit(xi, weight_decay, steps=400, seed=0, r=8):
     MSE near 3e-5 (the base map alone: ~0.09); xi=0.5 leaves extra ranks alive, xi=4 kills all.
     Seed 0 is one of the nine, and CPU training here is deterministic.
     """
-    torch.manual_seed(seed)
-    task = planted_low_rank(true_rank=3, seed=seed)
-    model = soralab.inject(task.model(), soralab.SoRAConfig(r=r, lora_alpha=r, target_modules=["0"]))
-    opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-2, weight_decay=weight_decay, xi=xi), lr=1e-2)
-    for _ in range(steps):
-        loss = torch.nn.functional.mse_loss(model(task.x_train), task.y_train)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model, task
+    config = soralab.SoRAConfig(r=r, lora_alpha=r, target_modules=["0"])
+    result = fit_planted(config, steps=steps, lr=1e-2, weight_decay=weight_decay, xi=xi, seed=seed)
+    return result.model, result.task
 
 
 def mse(model, task):
