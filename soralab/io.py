@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import LoRAConfig
+from .config import LoRAConfig, NOLAConfig
 from .inject import _matches, adapter_config, adapter_modules, install
 from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, LoRALinear, NOLALinear, SoRALinear
 
@@ -112,6 +112,10 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     present = dict(adapter_modules(model))
     if present:
         now = {n: _layer_spec(m) for n, m in present.items()}
+        if isinstance(config, NOLAConfig) and getattr(adapter_config(model), "seed", None) != config.seed:
+            raise ValueError(f"adapter in {path} was trained on NOLA bases of seed {config.seed}; this model's "
+                             f"NOLA layers use seed {getattr(adapter_config(model), 'seed', None)}: load it into a "
+                             f"fresh base model instead")
         if now != layout:
             diff = sorted(n for n in set(now) | set(layout) if now.get(n) != layout.get(n))
             raise ValueError(f"adapter in {path} does not fit this model's adapters; differing modules: {diff[:5]}")

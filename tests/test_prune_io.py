@@ -171,3 +171,13 @@ def test_export_unpruned_sora_is_refused(tmp_path):
     with pytest.raises(ValueError, match="call soralab.prune"):
         soralab.export_peft(trained_sora(), tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_nola_adapter_refuses_a_model_with_other_bases(tmp_path):
+    def nola(seed):
+        return soralab.inject(tiny_model("bert"), soralab.NOLAConfig(r=2, target_modules=["query"], seed=seed,
+                                                                      num_basis_A=3, num_basis_B=3))
+    soralab.save_adapter(perturbed(nola(1)), tmp_path)
+    with pytest.raises(ValueError, match="NOLA bases of seed 1; this model's NOLA layers use seed 2"):
+        soralab.load_adapter(nola(2), tmp_path)
+    soralab.load_adapter(nola(1), tmp_path)  # same bases: fine
