@@ -1,0 +1,80 @@
+"""Twin of notebooks/08_reproduce_the_paper.ipynb on a tiny checkpoint and GLUE fixtures: the paper's split
+protocol, one result.json per (task, method, seed), a report row per method, and a rerun that reuses."""
+
+import time
+
+import pytest
+import torch
+from glue_fixtures import write_glue_fixture
+
+from soralab import glue
+from soralab.models import save_tiny_checkpoint
+from soralab.sweep import report, sweep
+from soralab.train import RESULT_NAME, GlueResult
+
+METHODS = ["lora", "sora", "adalora"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine thread contention costs several x."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny08")
+    data = root / "glue"
+    write_glue_fixture(data, "rte", n_train=40, n_dev=17)
+    write_glue_fixture(data, "sst2", n_train=glue.PAPER_HOLDOUT + 10, n_dev=12)
+    return {"model": save_tiny_checkpoint(root / "bert"), "data": str(data)}
+
+
+def test_paper_protocol_splits(tiny):
+    for task in ("rte", "sst2"):
+        plain = glue.load_glue(task, tiny["data"], seed=1)
+        paper = glue.load_glue(task, tiny["data"], seed=1, split_protocol="paper")
+        if glue.get_task(task).large:
+            assert paper.num_rows == {"train": 10, "validation": glue.PAPER_HOLDOUT, "test": 12}
+            assert paper.num_rows["train"] + glue.PAPER_HOLDOUT == plain.num_rows["train"]
+            assert not set(paper["train"]["idx"]) & set(paper["validation"]["idx"])
+        else:
+            assert paper.num_rows == {"train": 40, "validation": 8, "test": 9}
+            assert not set(paper["validation"]["idx"]) & set(paper["test"]["idx"])
+            assert set(paper["validation"]["idx"]) | set(paper["test"]["idx"]) == set(plain["validation"]["idx"])
+
+
+def test_sweep_writes_one_result_per_run_reuses_and_reports(tiny, tmp_path, monkeypatch):
+    tasks, seeds = ["rte"], [1]
+    # 40 rows / batch 8 x 2 epochs = 10 steps: the least AdaLoRA accepts
+    common = dict(model_name_or_path=tiny["model"], data_dir=tiny["data"], split_protocol="paper",
+                  num_train_epochs=2, max_seq_length=32, per_device_train_batch_size=8)
+    start = time.perf_counter()
+    paths = sweep(tasks, METHODS, seeds, tmp_path, {"xi": [50.0]}, progress=False, **common)
+    first_s = time.perf_counter() - start
+    results = [GlueResult.from_json(p) for p in paths]
+    assert len(paths) == len(set(paths)) == len(list(tmp_path.rglob(RESULT_NAME))) == 3
+    assert {(r.config["task"], r.config["method"], r.config["seed"]) for r in results} == {
+        (t, m, s) for t in tasks for m in METHODS for s in seeds}
+    mtimes = {p: p.stat().st_mtime_ns for p in paths}
+
+    monkeypatch.setattr("transformers.Trainer.train", lambda *a, **k: pytest.fail("the rerun retrained"))
+    start = time.perf_counter()
+    again = sweep(tasks, METHODS, seeds, tmp_path, {"xi": [50.0]}, progress=False, **common)
+    second_s = time.perf_counter() - start
+    assert again == paths and {p: p.stat().st_mtime_ns for p in again} == mtimes
+    assert second_s < first_s / 10
+
+    table = report(tmp_path)
+    rows = table.split("\n\n")[0].splitlines()[2:]
+    for m in METHODS:
+        assert sum(line.startswith(f"| {m} |") for line in rows) == 1, table
+    assert "Reference" in table and "AdaLoRA" in table
+
+    by = {(r.config["method"], r.config["seed"]): r for r in results}
+    for s in seeds:
+        assert by[("lora", s)].params_after_prune == by[("lora", s)].trainable_params
+        assert by[("sora", s)].params_after_prune < by[("lora", s)].params_after_prune  # xi=50 kills gates here
