@@ -2,7 +2,7 @@
 
     soralab quickstart                      # SoRA on the packaged MiniLM, SST-2 subset, prune, export, reload
     soralab glue --task rte --method sora --max-train-samples 1000 --output-dir runs/rte-sora
-    soralab sweep --tasks rte mrpc --methods lora sora --seeds 1 2 3 --grid xi=1,3 --output-dir runs/sweep \
+    soralab sweep --tasks rte mrpc --methods lora sora --seeds 1 2 3 --grid xi=3,10 --output-dir runs/sweep \
         --set max_train_samples=1000 num_train_epochs=3
     soralab report runs/sweep --markdown runs/sweep/table.md --csv runs/sweep/table.csv
     soralab notebooks --profile classroom   # the notebook suite with papermill, summary in runs/notebooks/

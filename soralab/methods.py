@@ -17,9 +17,10 @@ from .layers import SoRALinear
 from .prune import gate_report
 
 METHODS = ("full", "bitfit", "lora", "peft-lora", "adalora", "sora", "nola")
-# Per-method learning rates used when none is given. Adapters need far larger steps than full fine-tuning;
-# on the packaged MiniLM (SST-2, 512 examples, 2 epochs) LoRA reached 52.7% dev accuracy at 1e-3 and 80.9% at 5e-3.
-DEFAULT_LR = {"full": 5e-5, "bitfit": 5e-3, "lora": 5e-3, "peft-lora": 5e-3, "adalora": 5e-3, "sora": 5e-3,
+# Per-method learning rates used when none is given. Adapters need far larger steps than full fine-tuning, but not
+# too large: on the packaged MiniLM (SST-2, 1,000 examples, batch 16, 2 epochs) LoRA reached 80.5% dev accuracy at
+# 1e-3 and 81.5% at 2e-3, and collapsed to the majority class at 5e-3 (3 of 3 seeds).
+DEFAULT_LR = {"full": 5e-5, "bitfit": 5e-3, "lora": 2e-3, "peft-lora": 2e-3, "adalora": 2e-3, "sora": 2e-3,
               "nola": 1e-2}
 
 

@@ -51,7 +51,7 @@ class GlueConfig:
     lora_dropout: float = 0.0
     target_modules: list[str] | None = None  # None: all six linear layers of each block
     gate_init: str = "randn"
-    xi: float = 1e-1  # SoRA's L1 strength; the paper's threshold per step is lr * xi
+    xi: float = 10.0  # SoRA's L1 strength: threshold lr * xi per step (SST-2, 1,000 examples, lr 2e-3: 25% kept)
     gate_lr: float | None = None
     prox: str = "paper"
     num_basis: int = 64  # NOLA: basis matrices for A and for B

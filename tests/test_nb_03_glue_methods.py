@@ -1,0 +1,110 @@
+"""Twin of notebooks/03_sora_vs_lora_on_glue.ipynb: the parameter bookkeeping of the five methods, on a tiny
+BERT checkpoint and a tiny SST-2 fixture (the notebook's accuracy claims need the real model and data).
+
+Parameter counts come from ``soralab.methods.prepare`` (what ``run_glue`` calls before training); LoRA and
+SoRA also go through ``run_glue``, which must report the same counts, and SoRA's pruning needs training.
+"""
+
+import math
+from collections import Counter
+
+import pytest
+from glue_fixtures import write_glue_fixture
+
+import soralab
+from soralab.glue import load_glue
+from soralab.methods import DEFAULT_LR, prepare
+from soralab.models import HEADS, TARGETS, load_classifier, save_tiny_checkpoint
+from soralab.plots import plot_frontier, plot_history
+from soralab.profiles import profile
+from soralab.sweep import reference_table
+from soralab.train import run_glue
+
+METHODS = ("full", "bitfit", "lora", "adalora", "sora")
+R = 8
+
+
+def sizing(n_rows: int, epochs: float, batch: int, min_batch: int = 32, gate_shrink: float = 2.0):
+    """The notebook's batch / steps / xi arithmetic (kept in step with notebooks/03 by hand)."""
+    batch_size = min(max(batch, min_batch), int(n_rows * epochs // 10))
+    steps = math.ceil(math.ceil(n_rows / batch_size) * epochs)
+    return batch_size, steps, gate_shrink / (steps * DEFAULT_LR["sora"] / 2)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nb03")
+    write_glue_fixture(root / "glue", "sst2", n_train=40, n_dev=8)
+    return {"model": save_tiny_checkpoint(root / "bert"), "data": str(root / "glue")}
+
+
+@pytest.fixture(scope="module")
+def counts(tiny):
+    out = {}
+    for method in METHODS:
+        model, _ = load_classifier(tiny["model"], num_labels=2)
+        model = prepare(model, method, r=R, lora_alpha=16, lora_dropout=0.0, target_modules=TARGETS["bert"],
+                        heads=HEADS["bert"], total_steps=10)
+        out[method] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    base, _ = load_classifier(tiny["model"], num_labels=2)
+    out["model"] = sum(p.numel() for p in base.parameters())
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(tiny):
+    batch_size, steps, xi = sizing(40, 1, batch=4)
+    assert (batch_size, steps) == (4, 10)
+    return {m: run_glue("sst2", m, model_name_or_path=tiny["model"], data_dir=tiny["data"], max_seq_length=32,
+                        per_device_train_batch_size=batch_size, num_train_epochs=1, r=R, xi=xi, seed=1,
+                        progress=False) for m in ("lora", "sora")}
+
+
+def test_sizing_gives_adalora_ten_steps_and_32_per_batch_in_classroom():
+    smoke, classroom = profile("smoke"), profile("classroom")
+    assert sizing(smoke.max_train_samples, smoke.epochs, smoke.batch_size)[:2] == (6, 11)  # >= 10 for AdaLoRA
+    batch, steps, xi = sizing(min(classroom.max_train_samples, 512), classroom.epochs, classroom.batch_size)
+    assert (batch, steps) == (32, 32) and xi == pytest.approx(25.0)  # pull = 32 * 2.5e-3 * 25 = 2
+
+
+def test_full_trains_everything_and_the_others_fewer(counts):
+    assert counts["full"] == counts["model"]
+    assert all(counts[m] < counts["model"] for m in METHODS if m != "full")
+
+
+def test_bitfit_trains_far_fewer_than_lora(counts):
+    assert 5 * counts["bitfit"] < counts["lora"]
+
+
+def test_run_glue_reports_the_prepared_counts(counts, results):
+    assert {m: r.trainable_params for m, r in results.items()} == {m: counts[m] for m in results}
+    assert results["lora"].params_after_prune == results["lora"].trainable_params
+
+
+def test_sora_is_lora_plus_gates_and_pruning_only_removes(results):
+    lora, sora = results["lora"], results["sora"]
+    report = soralab.gate_report(sora.model)
+    assert len(report.rows) == 2 * 6  # 2 blocks x six linear layers
+    assert sora.trainable_params - lora.trainable_params == R * len(report.rows)
+    assert sora.params_after_prune <= sora.trainable_params
+    assert sora.params_after_prune < sora.trainable_params  # a pull of 2 over 10 steps kills some gates
+    assert sora.params_after_prune == sora.trainable_params - report.params + report.params_after_prune
+    assert sora.params_after_prune < lora.trainable_params  # the gates go too: LoRA minus the dead ranks
+
+
+def test_history_frontier_and_references(results):
+    key = "eval_validation_accuracy"
+    for res in results.values():
+        assert 0.0 <= res.score <= 100.0 and key in res.final and res.wall_time_s > 0
+    assert len(plot_history(results, key).axes[0].lines) == len(results)
+    fig = plot_frontier([(m, r.params_after_prune, r.score) for m, r in results.items()])
+    assert len(fig.axes[0].collections) == len(results)
+    table = reference_table(["sst2"])
+    assert "DeBERTaV3-base" in table and "95.63" in table and "| sst2 |" in table
+
+
+def test_majority_baseline_counts_the_dev_labels(tmp_path):
+    expected = write_glue_fixture(tmp_path, "sst2", n_train=8, n_dev=11, seed=3)
+    labels = load_glue("sst2", tmp_path)["validation"]["label"]
+    truth = [row["label"] for row in expected["validation"]]
+    assert max(Counter(labels).values()) / len(labels) == max(truth.count(0), truth.count(1)) / 11 >= 0.5

@@ -1,0 +1,90 @@
+"""Twin of notebooks/04_sparsifying_scheduler.ipynb: xi sizing, the three schedules, why dead gates stay dead,
+and the stage table's claims, on a tiny BERT checkpoint and a tiny SST-2 fixture."""
+
+import math
+
+import pytest
+import torch
+from glue_fixtures import write_glue_fixture
+
+import soralab
+from soralab.methods import DEFAULT_LR
+from soralab.models import save_tiny_checkpoint
+from soralab.optim import XI_SCHEDULES
+from soralab.plots import plot_sparsify
+from soralab.profiles import profile
+from soralab.scheduler import sparsify
+
+LR = DEFAULT_LR["sora"]
+
+
+def xi_for(pull: float, steps: int) -> float:
+    """The notebook's sizing: over a linear warm-up/decay stage the mean lr is lr/2."""
+    return pull / (steps * LR / 2)
+
+
+@pytest.mark.parametrize("start, end, n", [(50.0, 100.0, 2), (6.67, 13.3, 4), (0.019, 0.039, 6), (1.0, 1.0, 3)])
+def test_schedules_share_end_points_and_are_ordered(start, end, n):
+    xis = {kind: soralab.xi_values(start, end, n, kind) for kind in XI_SCHEDULES}
+    for values in xis.values():
+        assert len(values) == n and values[0] == pytest.approx(start) and values[-1] == pytest.approx(end)
+    tol = 1e-9 * end
+    ordered = zip(xis["exp_linear"], xis["linear"], xis["log_linear"], strict=True)
+    assert all(e <= li + tol and li <= g + tol for e, li, g in ordered)
+    if n > 2 and end > start:  # strictly in between
+        assert xis["exp_linear"][1] < xis["linear"][1] < xis["log_linear"][1]
+
+
+def test_classroom_sizing_keeps_every_xi_above_three_on_short_stages():
+    c = profile("classroom")
+    steps = math.ceil(min(c.max_train_samples, 480) / c.batch_size) * c.epochs_per_stage
+    xis = soralab.xi_values(xi_for(0.5, steps), xi_for(1.0, steps), c.n_stages, "linear")
+    assert steps == 30 and min(xis) >= 3 and xis[-1] == pytest.approx(40 / 3)
+    assert sum(xis) * steps * LR / 2 == pytest.approx(3.0)  # total pull on an unsupported gate
+
+
+def _zeroed_gate_after(xi: float, grads: list[float], lr: float = 1e-2) -> float:
+    """A gate already at 0, fresh ProximalAdamW (as each stage), the given gradients: where does it end?"""
+    g = torch.nn.Parameter(torch.zeros(1))
+    opt = soralab.ProximalAdamW([{"params": [g], "weight_decay": 0.0, "xi": xi}], lr=lr)
+    moved = 0.0
+    for grad in grads:
+        g.grad = torch.tensor([grad])
+        opt.step()
+        moved = max(moved, abs(g.item()))
+    return moved
+
+
+@pytest.mark.parametrize("grads", [[1.0] * 100, [(-1.0) ** k for k in range(100)], [1.1**k for k in range(100)],
+                                   torch.randn(100, generator=torch.Generator().manual_seed(0)).tolist()])
+def test_a_dead_gate_stays_dead_when_xi_is_three_but_revives_when_xi_is_tiny(grads):
+    assert _zeroed_gate_after(3.0, grads) == 0.0
+    assert _zeroed_gate_after(0.02, grads) > 0.0
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nb04")
+    write_glue_fixture(root / "glue", "sst2", n_train=40, n_dev=8)
+    model = save_tiny_checkpoint(root / "bert")
+    steps = math.ceil(40 / 8)  # per stage
+    return sparsify("sst2", xi_start=xi_for(0.5, steps), xi_end=xi_for(1.0, steps), n_stages=3, schedule="linear",
+                    epochs_per_stage=1, dense_epochs=1, memorization_samples=min(1000, 40), model_name_or_path=model,
+                    data_dir=str(root / "glue"), max_seq_length=32, per_device_train_batch_size=8, seed=1,
+                    progress=False)
+
+
+def test_stage_table_claims(result):
+    stages = result.stages
+    params = [s.nonzero_params for s in stages]
+    assert [s.xi for s in stages] == [0.0, *soralab.xi_values(40.0, 80.0, 3, "linear")]
+    dense = sum(m.r * (m.in_features + m.out_features) for _, m in soralab.adapter_modules(result.model))
+    assert params[0] == dense == 2 * 8 * (4 * (32 + 32) + 2 * (32 + 37))
+    assert all(a >= b for a, b in zip(params, params[1:], strict=False)) and params[-1] < params[0]
+    assert stages[-1].active_rank == soralab.gate_report(result.model).active_rank
+    assert stages[0].memorization_rel == 100.0 and stages[0].generalization_rel == 100.0
+    for s in stages[1:]:
+        assert s.memorization_rel == pytest.approx(100 * s.memorization / stages[0].memorization)
+    fig = plot_sparsify(result)
+    assert [len(line.get_xdata()) for line in fig.axes[0].lines] == [len(stages)] * 2
+    assert "| 3 | 80 |" in result.table()

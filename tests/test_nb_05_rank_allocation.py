@@ -1,0 +1,73 @@
+"""Twin of notebooks/05_where_the_rank_goes.ipynb: same seed -> same initial gates across tasks, and the rank
+matrix is gate_report rearranged (sums, bounds, non-uniformity), on a tiny BERT checkpoint and GLUE fixtures."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from glue_fixtures import write_glue_fixture
+
+import soralab
+from soralab.methods import DEFAULT_LR
+from soralab.models import save_tiny_checkpoint
+from soralab.plots import MODULE_TYPES, plot_rank_heatmap, rank_matrix
+from soralab.train import GlueConfig, run_glue, setup
+
+TASKS = ("sst2", "rte")
+R_MAX = 8
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nb05")
+    for task in TASKS:
+        write_glue_fixture(root / "glue", task, n_train=32, n_dev=8)
+    kw = dict(model_name_or_path=save_tiny_checkpoint(root / "bert"), data_dir=str(root / "glue"), max_seq_length=32,
+              per_device_train_batch_size=8, num_train_epochs=1, r=R_MAX, seed=1)
+    steps = math.ceil(32 / 8)
+    return {"kw": kw, "xi": 1.5 / (steps * DEFAULT_LR["sora"] / 2)}  # the notebook's gate_shrink = 1.5
+
+
+@pytest.fixture(scope="module")
+def results(tiny):
+    return {t: run_glue(t, "sora", progress=False, **tiny["kw"], xi=tiny["xi"]) for t in TASKS}
+
+
+def _gates(model):
+    return torch.cat([m.gate.detach() for _, m in soralab.adapter_modules(model, soralab.SoRALinear)])
+
+
+def test_same_seed_and_label_count_start_from_the_same_gates(tiny):
+    start = {t: _gates(setup(GlueConfig(task=t, method="sora", **tiny["kw"])).model) for t in TASKS}
+    assert torch.equal(start["sst2"], start["rte"])
+    other_seed = _gates(setup(GlueConfig(task="rte", method="sora", **{**tiny["kw"], "seed": 2})).model)
+    assert not torch.equal(start["rte"], other_seed)
+
+
+def test_rank_matrix_is_gate_report_rearranged(results):
+    for res in results.values():
+        report = soralab.gate_report(res.model)
+        mat = rank_matrix(res.active_ranks)
+        assert res.active_ranks == report.ranks()
+        assert mat.shape == (2, len(MODULE_TYPES))  # 2 blocks x 6 module types
+        assert mat.sum() == report.active_rank == mat.sum(axis=0).sum() == mat.sum(axis=1).sum()
+        assert mat.min() >= 0 and mat.max() <= R_MAX
+        assert 0 < report.active_rank < report.r_max
+
+
+def test_rank_matrix_places_each_module():
+    ranks = {"bert.encoder.layer.1.attention.self.key": 3, "bert.encoder.layer.0.intermediate.dense": 5,
+             "bert.encoder.layer.0.output.dense": 2, "bert.encoder.layer.1.attention.output.dense": 7}
+    mat = rank_matrix(ranks)
+    assert mat.shape == (2, 6) and mat.sum() == 17
+    assert mat[1, MODULE_TYPES.index("key")] == 3 and mat[0, MODULE_TYPES.index("ffn-in")] == 5
+    assert mat[0, MODULE_TYPES.index("ffn-out")] == 2 and mat[1, MODULE_TYPES.index("attn-out")] == 7
+
+
+def test_allocation_is_not_uniform_and_heatmaps_draw(results):
+    for task, res in results.items():
+        mat = rank_matrix(res.active_ranks)
+        assert len(np.unique(mat)) > 1, task
+        fig = plot_rank_heatmap(res.active_ranks, r_max=R_MAX, title=task)
+        assert fig.axes[0].images[0].get_array().sum() == mat.sum()
