@@ -9,7 +9,7 @@ install:  ## CPU torch first (a plain `torch` pulls a multi-GB CUDA build), then
 	$(PY) -m pip install -e ".[dev,notebooks]"
 
 test: lint  ## what CI runs: lint, then every test and every notebook (smoke profile, via nbmake)
-	SORALAB_PROFILE=smoke $(PY) -m pytest -q --nbmake --nbmake-timeout=300 tests notebooks
+	SORALAB_PROFILE=smoke $(PY) -m pytest -q --durations=12 --nbmake --nbmake-timeout=300 tests notebooks
 
 lint:
 	$(PY) -m ruff check soralab tests benchmarks

@@ -8,3 +8,12 @@ def batch():
     g = torch.Generator().manual_seed(123)
     ids = torch.randint(2, 99, (3, 11), generator=g)
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine thread contention costs several x."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -24,7 +24,7 @@ METHODS = ("full", "bitfit", "lora", "adalora", "sora")
 R = 8
 
 
-def sizing(n_rows: int, epochs: float, batch: int, min_batch: int = 32, gate_shrink: float = 2.0):
+def sizing(n_rows: int, epochs: float, batch: int, min_batch: int = 16, gate_shrink: float = 2.0):
     """The notebook's batch / steps / xi arithmetic (kept in step with notebooks/03 by hand)."""
     batch_size = min(max(batch, min_batch), int(n_rows * epochs // 10))
     steps = math.ceil(math.ceil(n_rows / batch_size) * epochs)
@@ -60,11 +60,11 @@ def results(tiny):
                         progress=False) for m in ("lora", "sora")}
 
 
-def test_sizing_gives_adalora_ten_steps_and_32_per_batch_in_classroom():
+def test_sizing_gives_adalora_ten_steps_and_16_per_batch_in_classroom():
     smoke, classroom = profile("smoke"), profile("classroom")
     assert sizing(smoke.max_train_samples, smoke.epochs, smoke.batch_size)[:2] == (6, 11)  # >= 10 for AdaLoRA
     batch, steps, xi = sizing(min(classroom.max_train_samples, 512), classroom.epochs, classroom.batch_size)
-    assert (batch, steps) == (32, 32) and xi == pytest.approx(25.0)  # pull = 32 * 2.5e-3 * 25 = 2
+    assert (batch, steps) == (16, 64) and xi == pytest.approx(31.25)  # pull = 64 * (2e-3 / 2) * 31.25 = 2
 
 
 def test_full_trains_everything_and_the_others_fewer(counts):

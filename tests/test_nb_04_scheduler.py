@@ -39,7 +39,7 @@ def test_classroom_sizing_keeps_every_xi_above_three_on_short_stages():
     c = profile("classroom")
     steps = math.ceil(min(c.max_train_samples, 480) / c.batch_size) * c.epochs_per_stage
     xis = soralab.xi_values(xi_for(0.5, steps), xi_for(1.0, steps), c.n_stages, "linear")
-    assert steps == 30 and min(xis) >= 3 and xis[-1] == pytest.approx(40 / 3)
+    assert steps == 30 and min(xis) >= 3 and xis[-1] == pytest.approx(100 / 3)  # 1 / (30 * 2e-3 / 2)
     assert sum(xis) * steps * LR / 2 == pytest.approx(3.0)  # total pull on an unsupported gate
 
 
@@ -77,7 +77,7 @@ def result(tmp_path_factory):
 def test_stage_table_claims(result):
     stages = result.stages
     params = [s.nonzero_params for s in stages]
-    assert [s.xi for s in stages] == [0.0, *soralab.xi_values(40.0, 80.0, 3, "linear")]
+    assert [s.xi for s in stages] == [0.0, *soralab.xi_values(100.0, 200.0, 3, "linear")]  # lr 2e-3, 5 steps
     dense = sum(m.r * (m.in_features + m.out_features) for _, m in soralab.adapter_modules(result.model))
     assert params[0] == dense == 2 * 8 * (4 * (32 + 32) + 2 * (32 + 37))
     assert all(a >= b for a, b in zip(params, params[1:], strict=False)) and params[-1] < params[0]
@@ -87,4 +87,4 @@ def test_stage_table_claims(result):
         assert s.memorization_rel == pytest.approx(100 * s.memorization / stages[0].memorization)
     fig = plot_sparsify(result)
     assert [len(line.get_xdata()) for line in fig.axes[0].lines] == [len(stages)] * 2
-    assert "| 3 | 80 |" in result.table()
+    assert "| 3 | 200 |" in result.table()

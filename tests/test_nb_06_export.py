@@ -18,6 +18,8 @@ from soralab.costs import file_cost, interleaved_latency
 from soralab.models import load_classifier, save_tiny_checkpoint
 from soralab.train import run_glue
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add contention
+
 R = 8
 FAST = dict(max_seq_length=32, per_device_train_batch_size=8, per_device_eval_batch_size=32, num_train_epochs=3,
             learning_rate=1e-2, r=R, progress=False)
@@ -25,15 +27,6 @@ FAST = dict(max_seq_length=32, per_device_train_batch_size=8, per_device_eval_ba
 
 def same(a, b):
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # as in the notebook
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine thread contention costs ~10x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

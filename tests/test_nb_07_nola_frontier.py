@@ -13,19 +13,12 @@ from soralab.frontier import count_stored, saved_tensors, stored_params
 from soralab.models import HEADS, TARGETS, save_tiny_checkpoint, tiny_model
 from soralab.train import run_glue
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add contention
+
 N_MODULES = 12  # tiny bert: 2 blocks x 6 linear layers
 IN_PLUS_OUT = 2 * (4 * (32 + 32) + 2 * (32 + 37))  # hidden 32, FFN 37
 FAST = dict(max_seq_length=32, per_device_train_batch_size=8, per_device_eval_batch_size=16, num_train_epochs=1,
             seed=0, progress=False)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine thread contention costs several x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def nola_model(k=5, seed=3, arch_model=None):

@@ -4,7 +4,6 @@ protocol, one result.json per (task, method, seed), a report row per method, and
 import time
 
 import pytest
-import torch
 from glue_fixtures import write_glue_fixture
 
 from soralab import glue
@@ -12,16 +11,9 @@ from soralab.models import save_tiny_checkpoint
 from soralab.sweep import report, sweep
 from soralab.train import RESULT_NAME, GlueResult
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add contention
+
 METHODS = ["lora", "sora", "adalora"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine thread contention costs several x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 from glue_fixtures import write_glue_fixture
 
 import soralab
@@ -35,7 +36,7 @@ def test_every_method_trains_and_reports(method, tiny, tmp_path):
     assert saved["config"]["method"] == method and saved["history"] == res.history
     if method in ("lora", "peft-lora", "sora", "nola", "adalora"):
         assert len(res.active_ranks) == 12  # 2 blocks x 6 linear layers
-    if method == "sora":  # xi=50 with lr 5e-3: threshold 0.25 per step, so gates die
+    if method == "sora":  # xi=50 with lr 2e-3: threshold 0.1 per step, so gates die
         assert res.params_after_prune < res.trainable_params
         assert "active_rank" in res.history[-1] and sum(res.active_ranks.values()) < 12 * 8
     if method == "adalora":  # update_and_allocate ran: ranks were reallocated from init_r = 12
@@ -141,3 +142,11 @@ def test_sweep_is_resumable_and_report_aggregates(tiny, tmp_path, monkeypatch, c
     assert "| sora | default |" in table and "AdaLoRA" in table and "85.20" in table  # reference RTE, LoRA r=8
     assert cli_main(["report", str(tmp_path), "--csv", str(tmp_path / "t.csv")]) == 0
     assert (tmp_path / "t.csv").read_text().startswith("method,setting,model,rte,mean")
+
+
+def test_bf16_on_cpu(tiny):
+    """Mixed precision goes through the Trainer's autocast; on CPU that is bf16 (fp16 needs a GPU)."""
+    res = run_glue("sst2", "sora", model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1,
+                   bf16=True, device="cpu", **FAST)
+    assert res.config["bf16"] and len(res.history) == 1
+    assert all(p.dtype == torch.float32 for p in res.model.parameters())  # autocast, weights stay fp32
