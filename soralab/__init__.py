@@ -14,7 +14,7 @@ from .config import LoRAConfig, NOLAConfig, SoRAConfig
 from .inject import adapter_modules, count_trainable, inject
 from .io import export_peft, load_adapter, save_adapter
 from .layers import AdapterLayer, LoRALinear, NOLALinear, SoRALinear
-from .optim import ProximalAdamW, gate_l1, param_groups, set_xi, soft_threshold, xi_values
+from .optim import ProximalAdamW, gate_l1, param_groups, soft_threshold, xi_values
 from .prune import gate_report, merge, prune
 
 __version__ = "0.1.0"
@@ -23,5 +23,5 @@ __all__ = [
     "AdapterLayer", "LoRAConfig", "LoRALinear", "NOLAConfig", "NOLALinear", "ProximalAdamW",
     "SoRAConfig", "SoRALinear", "adapter_modules", "count_trainable", "export_peft", "gate_l1",
     "gate_report", "inject", "load_adapter", "merge", "param_groups", "prune", "save_adapter",
-    "set_xi", "soft_threshold", "xi_values",
+    "soft_threshold", "xi_values",
 ]

@@ -18,14 +18,9 @@ def _matches(name: str, patterns: list[str]) -> bool:
     return any(name == p or name.endswith("." + p) for p in patterns)
 
 
-def get_submodule_parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
-    parent_name, _, child = name.rpartition(".")
-    return (model.get_submodule(parent_name) if parent_name else model), child
-
-
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent, child = get_submodule_parent(model, name)
-    setattr(parent, child, new)
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
 
 
 def adapter_modules(model: nn.Module, kind: type = AdapterLayer) -> Iterator[tuple[str, AdapterLayer]]:

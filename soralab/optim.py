@@ -133,15 +133,6 @@ def gate_l1(model: nn.Module) -> torch.Tensor:
     return torch.cat([g.abs().flatten() for g in gates]).mean()
 
 
-def set_xi(optimizer: torch.optim.Optimizer, xi: float) -> None:
-    """Set ``xi`` on every group that has a positive one (the gate groups)."""
-    if xi < 0:
-        raise ValueError(f"xi must be >= 0, got {xi}")
-    for group in optimizer.param_groups:
-        if group.get("name") == "gates" or group.get("xi", 0) > 0:
-            group["xi"] = xi
-
-
 XI_SCHEDULES = ("linear", "log_linear", "exp_linear")
 
 
