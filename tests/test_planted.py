@@ -19,17 +19,7 @@ def fit(xi, weight_decay, steps=400, seed=0, r=8):
     """
     config = soralab.SoRAConfig(r=r, lora_alpha=r, target_modules=["0"])
     result = fit_planted(config, steps=steps, lr=1e-2, weight_decay=weight_decay, xi=xi, seed=seed)
-    return result.model, result.task
-
-
-def mse(model, task):
-    with torch.no_grad():
-        return torch.nn.functional.mse_loss(model(task.x_test), task.y_test).item()
-
-
-def base_mse(task):
-    with torch.no_grad():
-        return torch.nn.functional.mse_loss(task.base(task.x_test), task.y_test).item()
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +28,18 @@ def recovered():
 
 
 def test_sora_recovers_the_planted_rank(recovered):
-    model, task = recovered
-    assert soralab.gate_report(model).active_rank == 3
-    assert mse(model, task) < base_mse(task) / 100
+    assert soralab.gate_report(recovered.model).active_rank == 3
+    assert recovered.test_mse < recovered.base_mse / 100
 
 
 def test_without_any_l1_no_gate_dies():
-    model, task = fit(xi=0.0, weight_decay=1.0, steps=200)
-    assert soralab.gate_report(model).active_rank == 8
-    assert mse(model, task) < base_mse(task) / 100
+    result = fit(xi=0.0, weight_decay=1.0, steps=200)
+    assert soralab.gate_report(result.model).active_rank == 8
+    assert result.test_mse < result.base_mse / 100
 
 
 def test_pruned_model_is_a_rank_3_lora_with_the_same_outputs(recovered):
-    model, task = recovered
-    model = copy.deepcopy(model)
+    model, task = copy.deepcopy(recovered.model), recovered.task
     with torch.no_grad():
         out = model(task.x_test)
         soralab.prune(model)
