@@ -1,12 +1,25 @@
-"""What a trained model costs to ship and to run: the values and bytes of a safetensors file, and forward-pass
-latency measured round-robin over several models.
+"""What a trained model costs to keep, to ship and to run.
 
-Used by the notebooks' comparison tables (00 quickstart, 06 prune / merge / export).
+Stored parameters, the numbers a saved adapter holds, defined the same way for every method: the tensor
+elements in the ``soralab_adapter.safetensors`` that ``save_adapter`` writes, once dead SoRA ranks are pruned.
+They come in two parts:
+
+* ``"adapter"``: the tensors of the adapter layers. LoRA: ``lora_A`` and ``lora_B`` (``r * (in + out)`` per
+  module); pruned SoRA: the same at each module's active rank (the gate is folded into B); NOLA: only
+  ``coef_A`` and ``coef_B`` (``num_basis_A + num_basis_B`` per module; its bases are regenerated from the
+  seed in the JSON config and never saved).
+* ``"head"``: the ``modules_to_save`` (e.g. the classifier), the same for every adapter method on one task.
+
+The JSON config (seed, ranks, shapes) is not counted. ``stored_params(folder)`` reads a saved folder and
+``count_stored(model)`` gives the same number from a live model without writing anything. ``file_cost`` sizes
+any safetensors file (soralab's or PEFT's); ``interleaved_latency`` times forward passes of several models.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import statistics
 import time
 from collections.abc import Mapping
@@ -17,6 +30,62 @@ from typing import Any
 import torch
 from torch import nn
 
+from .inject import adapter_modules
+from .io import CONFIG_NAME, WEIGHTS_NAME, adapter_state
+from .prune import pruned_param_count
+
+PARTS = ("adapter", "head", "all")
+
+
+def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of a safetensors file, read from its header (no tensor is loaded)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+
+# --- stored parameters of a soralab adapter -------------------------------------------------------------------
+
+def saved_tensors(path: str | os.PathLike, part: str = "all") -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors in a ``save_adapter`` folder (read from the header, nothing loaded).
+
+    ``part="adapter"``: tensors of the adapter layers listed in the folder's config; ``"head"``: the rest
+    (``modules_to_save``); ``"all"``: everything.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    path = Path(path)
+    if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+        raise FileNotFoundError(f"{path} is not a soralab adapter folder: expected {CONFIG_NAME} and {WEIGHTS_NAME}")
+    layout = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))["modules"]
+    shapes = dict(sorted(_shapes(path / WEIGHTS_NAME).items()))
+    if part == "all":
+        return shapes
+    return {k: s for k, s in shapes.items() if (k.rpartition(".")[0] in layout) == (part == "adapter")}
+
+
+def stored_params(path: str | os.PathLike, head: bool = False) -> int:
+    """Tensor elements in a saved adapter folder: the adapter layers' tensors, plus the head if ``head``."""
+    return sum(math.prod(s) for s in saved_tensors(path, "all" if head else "adapter").values())
+
+
+def count_stored(model: nn.Module, head: bool = False) -> int:
+    """What ``stored_params`` would report for this model saved after ``soralab.prune``, without saving.
+
+    SoRA modules count at their active rank (no gate), other adapters as they are; ``head`` adds the
+    ``modules_to_save`` parameters.
+    """
+    layers = dict(adapter_modules(model))
+    if not layers:
+        raise ValueError("count_stored needs a model with soralab adapters; none found")
+    n = sum(pruned_param_count(m) for m in layers.values())
+    if head:
+        n += sum(p.numel() for k, p in adapter_state(model).items() if k.rpartition(".")[0] not in layers)
+    return n
+
+
+# --- any safetensors file: values and bytes --------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class FileCost:
@@ -35,17 +104,16 @@ class FileCost:
 
 def file_cost(path: str | Path) -> FileCost:
     """Count the values stored in a safetensors file and split its size into header and payload."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no safetensors file at {path}")
-    with safe_open(str(path), "pt") as f:
-        values = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    values = sum(math.prod(s) for s in _shapes(path).values())
     with open(path, "rb") as fh:
         header = int.from_bytes(fh.read(8), "little")
     return FileCost(path, values, header, path.stat().st_size)
 
+
+# --- latency ---------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Latency:

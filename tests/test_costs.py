@@ -1,11 +1,14 @@
-"""soralab.costs: safetensors value/byte accounting and interleaved latency timing."""
+"""soralab.costs: stored parameters (a saved folder agrees with the count from a live model), safetensors
+value/byte accounting and interleaved latency timing."""
 
 import pytest
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from soralab.costs import Latency, file_cost, interleaved_latency
+import soralab
+from soralab.costs import Latency, count_stored, file_cost, interleaved_latency, saved_tensors, stored_params
+from soralab.models import HEADS, TARGETS, tiny_model
 
 
 @pytest.mark.parametrize("dtype, width", [(torch.float32, 4), (torch.float16, 2)])
@@ -52,3 +55,63 @@ def test_latency_summary_and_bad_arguments():
         interleaved_latency({"a": nn.Identity()}, {"input": torch.ones(1)}, repeats=0)
     with pytest.raises(ValueError, match="no models"):
         interleaved_latency({}, {})
+
+# tiny bert: 2 blocks, hidden 32, FFN 37; per block four 32x32 layers and two 32<->37 layers
+IN_PLUS_OUT = 2 * (4 * (32 + 32) + 2 * (32 + 37))
+HEAD = 32 * 2 + 2  # classifier weight and bias, 2 labels
+
+
+def _model(config):
+    return soralab.inject(tiny_model("bert"), config)
+
+
+@pytest.mark.parametrize("arch", ["bert", "deberta-v2"])
+def test_file_and_model_counts_agree_for_every_method(arch, tmp_path):
+    configs = {
+        "lora": soralab.LoRAConfig(r=3, target_modules=TARGETS[arch], modules_to_save=HEADS[arch]),
+        "nola": soralab.NOLAConfig(num_basis_A=5, num_basis_B=7, target_modules=TARGETS[arch],
+                                   modules_to_save=HEADS[arch]),
+        "sora": soralab.SoRAConfig(r=4, target_modules=TARGETS[arch], modules_to_save=HEADS[arch]),
+    }
+    for name, config in configs.items():
+        model = soralab.inject(tiny_model(arch), config)
+        if name == "sora":
+            layers = [m for _, m in soralab.adapter_modules(model)]
+            with torch.no_grad():
+                for i, m in enumerate(layers):
+                    m.gate[: i % 5] = 0.0  # 0..4 dead ranks; every fifth module dies completely
+            expected = soralab.gate_report(model).params_after_prune
+            soralab.prune(model)
+        else:
+            expected = sum(p.numel() for _, m in soralab.adapter_modules(model) for p in m.parameters(recurse=False))
+        head = sum(p.numel() for h in HEADS[arch] for p in model.get_submodule(h).parameters())
+        assert count_stored(model) == expected
+        assert count_stored(model, head=True) == expected + head
+        soralab.save_adapter(model, tmp_path / name)
+        assert stored_params(tmp_path / name) == expected, name
+        assert stored_params(tmp_path / name, head=True) == expected + head, name
+        heads = saved_tensors(tmp_path / name, "head")
+        assert heads and all(k.split(".")[0] in HEADS[arch] for k in heads)
+        assert set(saved_tensors(tmp_path / name)) == set(heads) | set(saved_tensors(tmp_path / name, "adapter"))
+
+
+def test_exact_counts_on_the_tiny_bert(tmp_path):
+    nola = _model(soralab.NOLAConfig(num_basis_A=6, num_basis_B=10, target_modules=TARGETS["bert"]))
+    soralab.save_adapter(nola, tmp_path / "nola")
+    tensors = saved_tensors(tmp_path / "nola", "adapter")
+    assert {k.rsplit(".", 1)[1] for k in tensors} == {"coef_A", "coef_B"} and len(tensors) == 2 * 12
+    assert stored_params(tmp_path / "nola") == 12 * (6 + 10)
+    assert saved_tensors(tmp_path / "nola", "head") == {}
+    lora = _model(soralab.LoRAConfig(r=2, target_modules=TARGETS["bert"], modules_to_save=HEADS["bert"]))
+    assert count_stored(lora) == 2 * IN_PLUS_OUT and count_stored(lora, head=True) == 2 * IN_PLUS_OUT + HEAD
+
+
+def test_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a soralab adapter folder"):
+        stored_params(tmp_path)
+    with pytest.raises(ValueError, match="needs a model with soralab adapters"):
+        count_stored(tiny_model("bert"))
+    model = _model(soralab.LoRAConfig(r=1, target_modules=["query"]))
+    soralab.save_adapter(model, tmp_path / "a")
+    with pytest.raises(ValueError, match="part must be one of"):
+        saved_tensors(tmp_path / "a", "gates")

@@ -9,7 +9,7 @@ import transformers
 from glue_fixtures import write_glue_fixture
 
 import soralab
-from soralab.frontier import count_stored, saved_tensors, stored_params
+from soralab.costs import count_stored, saved_tensors, stored_params
 from soralab.models import HEADS, TARGETS, save_tiny_checkpoint, tiny_model
 from soralab.train import run_glue
 
