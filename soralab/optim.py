@@ -4,6 +4,10 @@ Paper (Ding et al. 2023, Eq. 6): after the gradient step, soft-threshold the gat
 ``g <- sign(g) * max(|g| - t, 0)`` with ``t = lr * xi``: the proximal operator of
 ``xi * |g|_1`` for a step of size ``lr``. ``ProximalAdamW`` does exactly that on top of
 ``torch.optim.AdamW`` for every parameter group whose ``xi`` is positive.
+
+The authors' code differs in three ways, each switched on explicitly: ``prox="official"`` (a constant
+threshold ``xi`` and their three in-place steps), a group's ``l1_loss`` (their extra loss term
+``lambda * mean|g|``), and ``gate_init="randn"`` in ``SoRAConfig``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,10 @@ class ProximalAdamW(torch.optim.AdamW):
 
     prox="paper": ``t = lr * xi`` with the group's *current* lr (a scheduler moves it too).
     prox="official": the authors' code: a constant ``t = xi`` and their three in-place steps.
-    With ``xi = 0`` everywhere this is ``torch.optim.AdamW``, bit for bit.
+    A group's ``l1_loss`` (lambda, default 0) adds the gradient of ``lambda * mean|p|`` over the group's
+    parameters, ``lambda * sign(p) / n``, before the AdamW step: the same update as adding ``gate_l1`` times
+    lambda to the loss, as the authors' code does, except that it lands after the Trainer clips gradients.
+    With ``xi = 0`` and ``l1_loss = 0`` everywhere this is ``torch.optim.AdamW``, bit for bit.
     """
 
     def __init__(self, params, lr: float = 1e-3, *, xi: float = 0.0, prox: str = "paper", **adamw_kwargs):
@@ -56,8 +63,10 @@ class ProximalAdamW(torch.optim.AdamW):
 
     def add_param_group(self, param_group: dict) -> None:
         param_group.setdefault("xi", getattr(self, "_default_xi", 0.0))
-        if param_group["xi"] < 0:
-            raise ValueError(f"xi must be >= 0, got {param_group['xi']}")
+        param_group.setdefault("l1_loss", 0.0)
+        for key in ("xi", "l1_loss"):
+            if param_group[key] < 0:
+                raise ValueError(f"{key} must be >= 0, got {param_group[key]}")
         super().add_param_group(param_group)
 
     def threshold(self, group: dict) -> float:
@@ -66,9 +75,25 @@ class ProximalAdamW(torch.optim.AdamW):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = super().step(closure)
+        loss = None
+        if closure is not None:  # run it here: the L1 gradient must land after its backward pass
+            with torch.enable_grad():
+                loss = closure()
+        self.add_l1_gradient()
+        super().step()
         self.proximal_step()
         return loss
+
+    @torch.no_grad()
+    def add_l1_gradient(self) -> None:
+        """``grad += lambda * sign(p) / n`` for every group with ``l1_loss`` = lambda > 0 (n: the group's size)."""
+        for group in self.param_groups:
+            if group["l1_loss"] <= 0:
+                continue
+            n = sum(p.numel() for p in group["params"])
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad.add_(torch.sign(p), alpha=group["l1_loss"] / n)
 
     @torch.no_grad()
     def proximal_step(self) -> None:
@@ -103,14 +128,16 @@ def _no_decay_ids(model: nn.Module) -> set[int]:
 
 
 def param_groups(
-    model: nn.Module, lr: float, weight_decay: float = 0.0, xi: float = 0.0, gate_lr: float | None = None
+    model: nn.Module, lr: float, weight_decay: float = 0.0, xi: float = 0.0, gate_lr: float | None = None,
+    l1_loss: float = 0.0,
 ) -> list[dict]:
-    """Optimizer groups: decayed weights, undecayed biases/norms, and gates (no decay, ``xi``).
+    """Optimizer groups: decayed weights, undecayed biases/norms, and gates (no decay, ``xi``, ``l1_loss``).
 
     Only trainable parameters are included; empty groups are dropped.
     """
-    if xi < 0:
-        raise ValueError(f"xi must be >= 0, got {xi}")
+    for name, value in (("xi", xi), ("l1_loss", l1_loss)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
     gates = {id(p) for p in gate_parameters(model)}
     no_decay = _no_decay_ids(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -120,7 +147,7 @@ def param_groups(
         {"params": [p for p in trainable if id(p) in no_decay and id(p) not in gates], "weight_decay": 0.0,
          "lr": lr, "xi": 0.0, "name": "no_decay"},
         {"params": [p for p in trainable if id(p) in gates], "weight_decay": 0.0,
-         "lr": lr if gate_lr is None else gate_lr, "xi": xi, "name": "gates"},
+         "lr": lr if gate_lr is None else gate_lr, "xi": xi, "l1_loss": l1_loss, "name": "gates"},
     ]
     return [g for g in groups if g["params"]]
 

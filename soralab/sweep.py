@@ -20,7 +20,8 @@ from .io import atomic_write_text
 from .train import RESULT_NAME, GlueResult, run_glue
 
 # Options that only mean something for one method; a grid over them does not multiply the other methods' runs.
-METHOD_ONLY = {"xi": "sora", "gate_lr": "sora", "prox": "sora", "gate_init": "sora", "num_basis": "nola"}
+METHOD_ONLY = {"xi": "sora", "gate_lr": "sora", "prox": "sora", "gate_init": "sora", "gate_l1_loss": "sora",
+               "num_basis": "nola"}
 REFERENCES = Path(__file__).resolve().parents[1] / "data" / "reference_glue.csv"
 
 

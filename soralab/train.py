@@ -53,7 +53,8 @@ class GlueConfig:
     gate_init: str = "randn"
     xi: float = 10.0  # SoRA's L1 strength: threshold lr * xi per step (SST-2, 1,000 examples, lr 2e-3: 25% kept)
     gate_lr: float | None = None
-    prox: str = "paper"
+    prox: str = "paper"  # "official": the authors' constant threshold xi and their in-place steps
+    gate_l1_loss: float = 0.0  # the authors' code adds gate_l1_loss * mean|g| to the loss; the paper does not
     num_basis: int = 64  # NOLA: basis matrices for A and for B
     evals_per_epoch: int = 1
     bf16: bool = False
@@ -69,8 +70,9 @@ class GlueConfig:
             raise ValueError(f"prox must be one of {PROX_MODES}, got {self.prox!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.xi < 0:
-            raise ValueError(f"xi must be >= 0, got {self.xi}")
+        for name in ("xi", "gate_l1_loss"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.num_train_epochs <= 0:
             raise ValueError(f"num_train_epochs must be > 0, got {self.num_train_epochs}")
         if self.learning_rate is None:
@@ -115,6 +117,8 @@ def _reuse(output_dir: Path | None, config: GlueConfig) -> GlueResult | None:
         return None
     old = GlueResult.from_json(output_dir / RESULT_NAME)
     new = config.to_dict()
+    defaults = GlueConfig(task=config.task, method=config.method).to_dict()
+    old.config = {**{k: v for k, v in defaults.items() if k not in old.config}, **old.config}  # added options
     if old.config != new:
         diff = {k: (old.config.get(k), new.get(k)) for k in sorted(set(old.config) | set(new))
                 if old.config.get(k) != new.get(k)}
@@ -169,8 +173,8 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
     use_cpu = c.device == "cpu" or (c.device == "auto" and not torch.cuda.is_available())
     steps_per_epoch = math.ceil(len(p.data["train"]) / c.per_device_train_batch_size)
     eval_every = max(1, steps_per_epoch // c.evals_per_epoch)
-    optimizer = ProximalAdamW(param_groups(p.model, c.learning_rate, c.weight_decay, xi, c.gate_lr),
-                              lr=c.learning_rate, prox=c.prox)
+    groups = param_groups(p.model, c.learning_rate, c.weight_decay, xi, c.gate_lr, l1_loss=c.gate_l1_loss)
+    optimizer = ProximalAdamW(groups, lr=c.learning_rate, prox=c.prox)
     args = TrainingArguments(
         output_dir=str(output_dir / "trainer") if output_dir else "runs/_trainer",
         num_train_epochs=epochs, learning_rate=c.learning_rate,

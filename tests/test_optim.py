@@ -127,6 +127,35 @@ def test_gate_l1_is_mean_abs_gate():
     assert soralab.gate_l1(model).item() == pytest.approx(1.5)
 
 
+def test_l1_loss_option_equals_adding_lambda_gate_l1_to_the_loss():
+    """The authors' extra loss term, as an optimizer option: same trajectory as the term in the loss."""
+    from soralab.models import tiny_model
+
+    lam, lr = 0.5, 0.05
+    config = soralab.SoRAConfig(r=4, target_modules=["query", "value"])  # 2 blocks x 2 modules x 4 gates
+    ids = torch.randint(0, 99, (3, 7), generator=torch.Generator().manual_seed(0))
+    models, opts = [], []
+    for l1_loss in (lam, 0.0):
+        torch.manual_seed(0)
+        models.append(soralab.inject(tiny_model("bert"), config).eval())  # eval: no dropout noise
+        opts.append(soralab.ProximalAdamW(soralab.param_groups(models[-1], lr=lr, weight_decay=0.1, xi=0.2,
+                                                               l1_loss=l1_loss), lr=lr))
+    for _ in range(3):
+        for model, opt, extra in zip(models, opts, (0.0, lam), strict=True):
+            loss = model(input_ids=ids).logits.pow(2).sum() + extra * soralab.gate_l1(model)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with_option, in_loss = (dict(m.named_parameters()) for m in models)
+    assert soralab.gate_l1(models[0]).item() > 0
+    for name, value in with_option.items():
+        assert torch.allclose(value, in_loss[name], atol=1e-6), name
+    untouched = soralab.ProximalAdamW(soralab.param_groups(models[1], lr=lr, l1_loss=0.0), lr=lr)
+    assert all(g["l1_loss"] == 0 for g in untouched.param_groups)
+    with pytest.raises(ValueError, match="l1_loss must be >= 0"):
+        soralab.param_groups(models[0], lr=lr, l1_loss=-1.0)
+
+
 def test_xi_values_schedules():
     assert soralab.xi_values(1e-4, 1e-2, 3, "linear") == pytest.approx([1e-4, 0.00505, 1e-2])
     assert soralab.xi_values(1e-4, 1e-2, 3, "exp_linear") == pytest.approx([1e-4, 1e-3, 1e-2])

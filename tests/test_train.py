@@ -70,6 +70,13 @@ def test_rerun_reuses_and_other_config_is_refused(tiny, tmp_path, monkeypatch):
         run_glue("sst2", "lora", r=4, **kw)
     assert (tmp_path / RESULT_NAME).read_text() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    # a result saved before an option existed ran with that option's default, so it is still reused
+    saved = json.loads(before)
+    del saved["config"]["gate_l1_loss"]
+    (tmp_path / RESULT_NAME).write_text(json.dumps(saved))
+    assert run_glue("sst2", "lora", **kw).reused
+    with pytest.raises(ValueError, match=r"different configuration.*'gate_l1_loss': \(0.0, 0.1\)"):
+        run_glue("sst2", "lora", gate_l1_loss=0.1, **kw)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -77,6 +84,7 @@ def test_rerun_reuses_and_other_config_is_refused(tiny, tmp_path, monkeypatch):
     (dict(method="qlora"), ValueError, "unknown method 'qlora'; choose one of full, bitfit"),
     (dict(split_protocol="random"), ValueError, "split_protocol must be one of"),
     (dict(xi=-1.0), ValueError, "xi must be >= 0"),
+    (dict(gate_l1_loss=-0.1), ValueError, "gate_l1_loss must be >= 0"),
     (dict(data_dir="/nonexistent/glue"), FileNotFoundError, "/nonexistent/glue"),
 ])
 def test_bad_inputs(kwargs, error, match, tiny):
