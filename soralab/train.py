@@ -152,8 +152,8 @@ def setup(config: GlueConfig, epochs: float | None = None) -> Prepared:
     model, tokenizer = load_classifier(config.model_name_or_path, num_labels=spec.num_labels)
     data = glue.tokenize(data, tokenizer, spec.name, max_length=config.max_seq_length)
     for split in _eval_splits(data):  # longest first: less padding per batch, same metrics
-        data[split] = data[split].map(lambda e: {"length": len(e["input_ids"])}).sort("length", reverse=True)
-        data[split] = data[split].remove_columns("length")
+        lengths = [len(ids) for ids in data[split]["input_ids"]]
+        data[split] = data[split].select(sorted(range(len(lengths)), key=lambda i: -lengths[i]))
     family = model_family(model)
     steps = math.ceil(len(data["train"]) / config.per_device_train_batch_size)
     model = prepare(model, config.method, r=config.r, lora_alpha=config.lora_alpha,

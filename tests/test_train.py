@@ -50,6 +50,18 @@ def test_regression_task_and_paper_protocol(tiny):
     assert res.main_metric == "pearson"
 
 
+def test_setup_sorts_eval_splits_longest_first_and_keeps_every_example(tiny):
+    from soralab.train import GlueConfig, setup
+
+    p = setup(GlueConfig(task="rte", method="lora", model_name_or_path=tiny["model"], data_dir=tiny["data"]))
+    lengths = [len(ids) for ids in p.data["validation"]["input_ids"]]
+    assert lengths == sorted(lengths, reverse=True) and len(set(lengths)) > 1
+    unsorted = soralab.glue.tokenize(soralab.glue.load_glue("rte", tiny["data"]), p.tokenizer, "rte")["validation"]
+    pairs = [sorted(zip(ds["label"], map(tuple, ds["input_ids"]), strict=True))
+             for ds in (p.data["validation"], unsorted)]
+    assert pairs[0] == pairs[1], "the same examples, each with its own label"
+
+
 def test_gpt2_checkpoint(tiny):
     res = run_glue("rte", "sora", model_name_or_path=tiny["gpt2"], data_dir=tiny["data"], num_train_epochs=1, **FAST)
     assert len(res.active_ranks) == 2 * 4
