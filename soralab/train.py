@@ -44,6 +44,7 @@ class GlueConfig:
     per_device_train_batch_size: int = 32
     per_device_eval_batch_size: int = 64
     weight_decay: float = 0.1
+    max_grad_norm: float = 1.0  # gradient clipping (the Trainer's default; the authors' SoRA script uses 0.1)
     warmup_ratio: float = 0.06
     seed: int = 42
     r: int = 8
@@ -180,6 +181,7 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
         num_train_epochs=epochs, learning_rate=c.learning_rate,
         per_device_train_batch_size=c.per_device_train_batch_size,
         per_device_eval_batch_size=c.per_device_eval_batch_size, weight_decay=c.weight_decay,
+        max_grad_norm=c.max_grad_norm,
         warmup_steps=c.warmup_ratio, lr_scheduler_type="linear", seed=c.seed,
         eval_strategy="steps" if evaluate else "no", eval_steps=eval_every, logging_steps=eval_every,
         save_strategy="no",

@@ -62,6 +62,17 @@ def test_setup_sorts_eval_splits_longest_first_and_keeps_every_example(tiny):
     assert pairs[0] == pairs[1], "the same examples, each with its own label"
 
 
+def test_authors_options_reach_the_trainer_and_optimizer(tiny):
+    from soralab.train import GlueConfig, make_trainer, setup
+
+    config = GlueConfig(task="rte", method="sora", model_name_or_path=tiny["model"], data_dir=tiny["data"],
+                        max_grad_norm=0.1, gate_l1_loss=10.0, prox="official", xi=3e-4)
+    trainer = make_trainer(setup(config), xi=config.xi, epochs=1, output_dir=None, progress=False)
+    gates = [g for g in trainer.optimizer.param_groups if g["name"] == "gates"]
+    assert trainer.args.max_grad_norm == 0.1 and trainer.optimizer.prox == "official"
+    assert len(gates) == 1 and gates[0]["l1_loss"] == 10.0 and gates[0]["xi"] == 3e-4
+
+
 def test_gpt2_checkpoint(tiny):
     res = run_glue("rte", "sora", model_name_or_path=tiny["gpt2"], data_dir=tiny["data"], num_train_epochs=1, **FAST)
     assert len(res.active_ranks) == 2 * 4
