@@ -76,12 +76,14 @@ def report(output_dir: str | Path, markdown: str | Path | None = None, csv_path:
     results = collect(output_dir)
     if not results:
         raise FileNotFoundError(f"no {RESULT_NAME} under {output_dir}; run `soralab sweep` first")
-    # A row's "setting" is whatever differs between runs of the same method (seed and task aside).
+    # A row's "setting" is whatever differs between runs of the same method on the same task, seed aside, so
+    # options that differ only from task to task (e.g. a subset size per task) do not split a method's row.
     configs = defaultdict(list)
     for r in results:
-        configs[r.config["method"]].append(r.config)
-    varying = {m: {k for k in cs[0] if k not in ("seed", "task") and len({json.dumps(c.get(k)) for c in cs}) > 1}
-               for m, cs in configs.items()}
+        configs[(r.config["method"], r.config["task"])].append(r.config)
+    varying = defaultdict(set)
+    for (method, _), cs in configs.items():
+        varying[method] |= {k for k in cs[0] if k != "seed" and len({json.dumps(c.get(k)) for c in cs}) > 1}
     groups: dict[tuple, dict[str, list[GlueResult]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         c = r.config

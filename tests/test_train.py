@@ -175,6 +175,29 @@ def test_sweep_is_resumable_and_report_aggregates(tiny, tmp_path, monkeypatch, c
     assert (tmp_path / "t.csv").read_text().startswith("method,setting,model,rte,mean")
 
 
+def test_report_rows_are_methods_and_settings_not_per_task_sizes(tmp_path):
+    from soralab.sweep import report
+    from soralab.train import GlueConfig
+
+    sizes = {"rte": 300, "sst2": 600}
+    runs = [("lora", {}, 60.0), ("sora", {"xi": 1.0}, 70.0), ("sora", {"xi": 10.0}, 80.0)]
+    for task, n in sizes.items():
+        for method, setting, score in runs:
+            for seed in (1, 2):
+                config = GlueConfig(task=task, method=method, max_train_samples=n, seed=seed, **setting)
+                folder = tmp_path / task / method / str(setting) / f"seed{seed}"
+                folder.mkdir(parents=True)
+                result = GlueResult(config=config.to_dict(), history=[], main_metric="accuracy",
+                                    best={"eval_validation_accuracy": (score + seed) / 100}, final={},
+                                    trainable_params=100, params_after_prune=50, wall_time_s=1.0)
+                (folder / RESULT_NAME).write_text(json.dumps(result.__dict__))
+    rows = [line for line in report(tmp_path, references=False).splitlines()[2:]]
+    assert len(rows) == 3, rows  # lora, sora xi=1, sora xi=10: one row each, both tasks in it
+    assert rows[0].startswith("| lora | default |") and "61.50 ± 0.71 | 61.50 ± 0.71 | 61.50 |" in rows[0]
+    assert rows[1].startswith("| sora | xi=1.0 |") and rows[2].startswith("| sora | xi=10.0 |")
+    assert "| 81.50 |" in rows[2]
+
+
 def test_bf16_on_cpu(tiny):
     """Mixed precision goes through the Trainer's autocast; on CPU that is bf16 (fp16 needs a GPU)."""
     res = run_glue("sst2", "sora", model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1,
