@@ -104,8 +104,12 @@ class GlueResult:
 
     @classmethod
     def from_json(cls, path: str | Path) -> GlueResult:
+        """Read a saved result. Options added to ``GlueConfig`` after it was saved get their defaults, which is
+        what that run used."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         known = {f.name for f in fields(cls)}
+        c = data["config"]
+        data["config"] = {**GlueConfig(task=c["task"], method=c["method"]).to_dict(), **c}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -118,8 +122,6 @@ def _reuse(output_dir: Path | None, config: GlueConfig) -> GlueResult | None:
         return None
     old = GlueResult.from_json(output_dir / RESULT_NAME)
     new = config.to_dict()
-    defaults = GlueConfig(task=config.task, method=config.method).to_dict()
-    old.config = {**{k: v for k, v in defaults.items() if k not in old.config}, **old.config}  # added options
     if old.config != new:
         diff = {k: (old.config.get(k), new.get(k)) for k in sorted(set(old.config) | set(new))
                 if old.config.get(k) != new.get(k)}
