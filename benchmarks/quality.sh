@@ -2,7 +2,7 @@
 # Quality record: LoRA r=8, SoRA r_max=8, AdaLoRA (r 12 -> 8) and BitFit on SST-2, RTE, MRPC and STS-B,
 # 3 seeds, on the packaged all-MiniLM-L6-v2 on CPU, sized to about an hour on 2 cores.
 # Resumable: rerun the same command after an interruption. Writes runs/quality/table.{md,csv}; the committed
-# record with its reading is benchmarks/quality_results.md (60 min on the 2-core dev machine).
+# record with its reading is benchmarks/quality_results.md (about 55 min on the 2-core dev machine).
 #   SORALAB_GLUE_DIR=../shared/data/glue bash benchmarks/quality.sh
 set -euo pipefail
 OUT=${OUT:-runs/quality}
