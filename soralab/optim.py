@@ -5,9 +5,10 @@ Paper (Ding et al. 2023, Eq. 6): after the gradient step, soft-threshold the gat
 ``xi * |g|_1`` for a step of size ``lr``. ``ProximalAdamW`` does exactly that on top of
 ``torch.optim.AdamW`` for every parameter group whose ``xi`` is positive.
 
-The authors' code differs in three ways, each switched on explicitly: ``prox="official"`` (a constant
-threshold ``xi`` and their three in-place steps), a group's ``l1_loss`` (their extra loss term
-``lambda * mean|g|``), and ``gate_init="randn"`` in ``SoRAConfig``.
+The authors' code differs from the paper in two ways that change the update, each switched on explicitly here:
+``prox="official"`` (a constant threshold ``xi`` and their three in-place steps) and a group's ``l1_loss`` (their
+extra loss term ``lambda * mean|g|``). Their randn gate initialisation is soralab's default as well
+(``SoRAConfig.gate_init``, chosen by measurement).
 """
 
 from __future__ import annotations
