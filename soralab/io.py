@@ -112,10 +112,10 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     present = dict(adapter_modules(model))
     if present:
         now = {n: _layer_spec(m) for n, m in present.items()}
-        if isinstance(config, NOLAConfig) and getattr(adapter_config(model), "seed", None) != config.seed:
+        model_seed = getattr(adapter_config(model), "seed", None)
+        if isinstance(config, NOLAConfig) and model_seed != config.seed:
             raise ValueError(f"adapter in {path} was trained on NOLA bases of seed {config.seed}; this model's "
-                             f"NOLA layers use seed {getattr(adapter_config(model), 'seed', None)}: load it into a "
-                             f"fresh base model instead")
+                             f"NOLA layers use seed {model_seed}: load it into a fresh base model instead")
         if now != layout:
             diff = sorted(n for n in set(now) | set(layout) if now.get(n) != layout.get(n))
             raise ValueError(f"adapter in {path} does not fit this model's adapters; differing modules: {diff[:5]}")

@@ -1,9 +1,8 @@
 """Fit an adapter to the planted low-rank task (``soralab.synthetic``): one call, for notebooks and tests.
 
-``fit_planted`` is the loop of ``tests/test_planted.py`` made reusable: seed, build the task, inject,
-full-batch ``ProximalAdamW`` steps on the MSE. With ``xi=0`` the optimiser is AdamW bit for bit, so the
-same call trains a plain LoRA. ``record_every`` keeps a trace of the gates and of ``||A|| * ||B||``
-to watch the scale symmetry between them.
+``fit_planted`` seeds, builds the task, injects, and runs full-batch ``ProximalAdamW`` steps on the MSE.
+With ``xi=0`` the optimiser is AdamW bit for bit, so the same call trains a plain LoRA. ``record_every``
+keeps a trace of the gates and of ``||A|| * ||B||`` to watch the scale symmetry between them.
 """
 
 from __future__ import annotations
@@ -59,9 +58,9 @@ def fit_planted(
 ) -> PlantedFit:
     """Train ``config``'s adapter on ``planted_low_rank(true_rank, seed=seed, **task_kwargs)``.
 
-    The global RNG is seeded with ``seed`` before the task is built (as in ``tests/test_planted.py``),
-    so the same arguments give the same run. ``config.target_modules`` must be ``["0"]``. Runs on one
-    CPU thread (restored afterwards): on matrices this small that is the fastest setting.
+    The global RNG is seeded with ``seed`` before the task is built, so the same arguments give the same run.
+    ``config.target_modules`` must be ``["0"]``. Runs on one CPU thread (restored afterwards): on matrices
+    this small that is the fastest setting.
     ``record_every=k`` records the loss and the gate/A/B norms every k steps (and at step 0).
     """
     if steps < 0:

@@ -10,6 +10,7 @@ import torch
 from glue_fixtures import write_glue_fixture
 
 import soralab
+from soralab.io import adapter_state
 from soralab.models import save_tiny_checkpoint
 from soralab.plots import MODULE_TYPES, plot_rank_heatmap, rank_matrix
 from soralab.train import GlueConfig, run_glue, setup
@@ -37,8 +38,7 @@ def results(tiny):
 
 
 def _adapters(model):
-    return torch.cat([t.detach().flatten() for _, m in soralab.adapter_modules(model, soralab.SoRALinear)
-                      for t in (m.lora_A, m.lora_B, m.gate)])
+    return torch.cat([p.detach().flatten() for p in adapter_state(model).values()])
 
 
 def test_same_seed_and_label_count_start_from_the_same_adapters(tiny):
