@@ -19,18 +19,23 @@ from .train import GlueConfig, GlueResult, run_glue
 
 
 def _add_glue_options(p: argparse.ArgumentParser) -> None:
-    """One ``--option`` per ``GlueConfig`` field, typed from its annotation (``"int | None"`` -> int)."""
+    """One ``--option`` per ``GlueConfig`` field, typed from its annotation (``"int | None"`` -> int), with the
+    field's help text; options left out are None (the recipe's value) or the field's default."""
     for f in fields(GlueConfig):
+        if f.name == "from_recipe":
+            continue
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type).split("|")[0].strip()
+        default = f" (default: {f.default})" if f.default is not None and kind != "bool" else ""
+        help_text = f.metadata.get("help", "") + default
         if f.name == "task":
-            p.add_argument(flag, required=True, help="GLUE task: cola sst2 mrpc qqp stsb mnli qnli rte wnli")
+            p.add_argument(flag, required=True, help=help_text)
         elif kind == "bool":
-            p.add_argument(flag, action="store_true")
+            p.add_argument(flag, action="store_true", help=help_text)
         elif kind.startswith("list"):
-            p.add_argument(flag, nargs="+", default=f.default)
+            p.add_argument(flag, nargs="+", default=f.default, help=help_text)
         else:
-            p.add_argument(flag, type={"int": int, "float": float}.get(kind, str), default=f.default)
+            p.add_argument(flag, type={"int": int, "float": float}.get(kind, str), default=f.default, help=help_text)
 
 
 def print_result(result: GlueResult) -> None:
@@ -58,7 +63,7 @@ def quickstart(args: argparse.Namespace) -> int:
 
     out = Path(args.output_dir)
     result = run_glue("sst2", "sora", max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
-                      num_train_epochs=args.epochs, xi=args.xi, output_dir=None)
+                      num_train_epochs=args.epochs, keep=args.keep, output_dir=None)
     print_result(result)
     model = result.model
     print(soralab.gate_report(model))
@@ -83,31 +88,32 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     q = sub.add_parser("quickstart", help="SoRA on the packaged MiniLM and an SST-2 subset, then prune and export")
-    q.add_argument("--max-train-samples", type=int, default=1000)
-    q.add_argument("--max-eval-samples", type=int, default=400)
-    q.add_argument("--epochs", type=float, default=2.0)
-    q.add_argument("--xi", type=float, default=GlueConfig.xi)
-    q.add_argument("--output-dir", default="runs/quickstart")
+    q.add_argument("--max-train-samples", type=int, default=1000, help="SST-2 training rows (default: 1000)")
+    q.add_argument("--max-eval-samples", type=int, default=400, help="SST-2 dev rows (default: 400)")
+    q.add_argument("--epochs", type=float, default=2.0, help="passes over the training rows (default: 2)")
+    q.add_argument("--keep", type=float, default=None, help="share of ranks SoRA keeps (default: the recipe's)")
+    q.add_argument("--output-dir", default="runs/quickstart", help="where the adapters go (default: runs/quickstart)")
     g = sub.add_parser("glue", help="train one method on one GLUE task and print the result table")
     _add_glue_options(g)
-    g.add_argument("--output-dir", default=None)
-    g.add_argument("--no-progress", action="store_true")
+    g.add_argument("--output-dir", default=None, help="folder for result.json (a rerun with the same options reuses it)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
     s = sub.add_parser("sweep", help="a grid of GLUE runs (tasks x methods x seeds x settings); resumable")
-    s.add_argument("--tasks", nargs="+", required=True)
-    s.add_argument("--methods", nargs="+", required=True)
-    s.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    s.add_argument("--tasks", nargs="+", required=True, help="GLUE tasks, e.g. rte mrpc")
+    s.add_argument("--methods", nargs="+", required=True, help="methods, e.g. lora sora adalora")
+    s.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="seeds (default: 1 2 3)")
     s.add_argument("--grid", nargs="*", default=[], help="name=v1,v2 ... e.g. xi=1,3 (sora-only names stay sora-only)")
-    s.add_argument("--output-dir", required=True)
+    s.add_argument("--output-dir", required=True, help="root folder; one result.json per run below it")
     s.add_argument("--set", nargs="*", default=[], help="options shared by every run, e.g. max_train_samples=1000")
     rep = sub.add_parser("report", help="aggregate a sweep's results: mean ± std over seeds, Markdown and CSV")
-    rep.add_argument("output_dir")
-    rep.add_argument("--markdown", default=None)
-    rep.add_argument("--csv", default=None)
+    rep.add_argument("output_dir", help="a sweep's root folder")
+    rep.add_argument("--markdown", default=None, help="also write the table as Markdown here")
+    rep.add_argument("--csv", default=None, help="also write the table as CSV here")
     nb = sub.add_parser("notebooks", help="run the notebook suite with papermill and write a summary")
     nb.add_argument("--profile", default=None,
                     help="smoke | classroom | paper (default: $SORALAB_PROFILE, else classroom)")
     nb.add_argument("--only", nargs="*", default=None, help="name prefixes, e.g. 00 03")
-    nb.add_argument("--output-dir", default=None)
+    nb.add_argument("--output-dir", default=None, help="where executed notebooks and the summary go "
+                    "(default: runs/notebooks/<profile>)")
     args = parser.parse_args(argv)
     if args.command == "notebooks":
         from .profiles import profile

@@ -4,7 +4,7 @@
 laid out as ``<dir>/RTE/train.tsv`` etc.) and falls back to the Hugging Face hub (``nyu-mll/glue``). Either
 way the result has HF's column names: the task's text fields, ``label`` and ``idx``.
 
-Two split protocols:
+Three split protocols:
 
 * ``"glue"``: ``train`` and ``validation`` (MNLI: ``validation_matched`` / ``validation_mismatched``).
 * ``"paper"``: the SoRA/AdaLoRA authors' protocol. Small tasks (CoLA, MRPC, STS-B, RTE, WNLI) split the GLUE
@@ -13,6 +13,9 @@ Two split protocols:
   (MNLI: ``test_matched`` / ``test_mismatched``). MNLI is a deviation: the authors' code halves its
   matched dev set; with two dev sets and 393k training rows, holding out 1,000 rows is simpler and keeps
   both dev sets whole for reporting.
+* ``"holdout"``: for choosing hyperparameters without looking at the dev set: a seeded slice of the training set
+  (``HOLDOUT_FRACTION`` of it, at most ``PAPER_HOLDOUT`` rows) becomes ``validation``, the rest trains, and the
+  GLUE dev set is not loaded into the result at all. ``benchmarks/recipes.py`` selects on it.
 
 Metrics use scikit-learn and scipy only, so they work offline (the ``evaluate`` library does not).
 """
@@ -20,6 +23,8 @@ Metrics use scikit-learn and scipy only, so they work offline (the ``evaluate`` 
 from __future__ import annotations
 
 import csv
+import hashlib
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +40,8 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 ENV_VAR = "SORALAB_GLUE_DIR"
 HUB_ID = "nyu-mll/glue"
 PAPER_HOLDOUT = 1000  # training rows held out as "validation" for large tasks under the paper protocol
-SPLIT_PROTOCOLS = ("glue", "paper")
+HOLDOUT_FRACTION = 0.2  # "holdout" protocol: share of the training set held out (capped at PAPER_HOLDOUT rows)
+SPLIT_PROTOCOLS = ("glue", "paper", "holdout")
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ TASKS: dict[str, GlueTask] = {t.name: t for t in (
              "matthews_correlation", text_columns=(3,), label_column=1, n_columns=4),
     GlueTask("sst2", "SST-2", ("sentence",), ("negative", "positive"), ("accuracy",), "accuracy",
              text_columns=("sentence",), label_column="label", large=True),
-    GlueTask("mrpc", "MRPC", _PAIR, ("not_equivalent", "equivalent"), ("f1", "accuracy"), "accuracy",
+    GlueTask("mrpc", "MRPC", _PAIR, ("not_equivalent", "equivalent"), ("f1", "accuracy"), "f1",
              text_columns=("#1 String", "#2 String"), label_column="Quality"),
     GlueTask("qqp", "QQP", ("question1", "question2"), ("not_duplicate", "duplicate"), ("f1", "accuracy"),
              "accuracy", text_columns=("question1", "question2"), label_column="is_duplicate", large=True),
@@ -211,6 +217,16 @@ def _paper_splits(task: GlueTask, splits: dict[str, datasets.Dataset], seed: int
     return {"train": train, "validation": dev.select(perm[:half]), "test": dev.select(perm[half:])}
 
 
+def _holdout_splits(splits: dict[str, datasets.Dataset], seed: int) -> dict[str, datasets.Dataset]:
+    train = splits["train"]
+    n = min(PAPER_HOLDOUT, int(len(train) * HOLDOUT_FRACTION))
+    if n < 1:
+        raise ValueError(f"the holdout protocol needs at least {math.ceil(1 / HOLDOUT_FRACTION)} training rows, "
+                         f"got {len(train)}")
+    perm = _permutation(len(train), seed)
+    return {"train": train.select(perm[n:]), "validation": train.select(perm[:n])}
+
+
 def load_glue(task: str | GlueTask, data_dir: str | os.PathLike[str] | None = None, *,
               max_train_samples: int | None = None, max_eval_samples: int | None = None, seed: int = 42,
               split_protocol: str = "glue") -> datasets.DatasetDict:
@@ -234,6 +250,8 @@ def load_glue(task: str | GlueTask, data_dir: str | os.PathLike[str] | None = No
         splits = _load_hub(spec)
     if split_protocol == "paper":
         splits = _paper_splits(spec, splits, seed)
+    elif split_protocol == "holdout":
+        splits = _holdout_splits(splits, seed)
     out = {}
     for name, ds in splits.items():
         cap = max_train_samples if name == "train" else max_eval_samples
@@ -253,8 +271,11 @@ def tokenize(dataset_dict: Mapping[str, datasets.Dataset], tokenizer: Any, task:
         return tokenizer(*(batch[field] for field in spec.text_fields), truncation=True, max_length=max_length)
 
     drop = {*spec.text_fields, "idx"}
+    # A fingerprint of our own: by default `map` hashes `encode`, and with it the whole tokenizer, on every call.
+    key = f"{getattr(tokenizer, 'name_or_path', type(tokenizer).__name__)}|{len(tokenizer)}|{spec.name}|{max_length}"
     return datasets.DatasetDict({
-        name: ds.map(encode, batched=True, remove_columns=[c for c in ds.column_names if c in drop])
+        name: ds.map(encode, batched=True, remove_columns=[c for c in ds.column_names if c in drop],
+                     new_fingerprint=hashlib.sha256(f"{ds._fingerprint}|{key}".encode()).hexdigest()[:16])
         for name, ds in dataset_dict.items()
     })
 
@@ -308,3 +329,16 @@ def main_score(task: str | GlueTask, metrics: Mapping[str, float]) -> float:
         if key in metrics:
             return float(metrics[key])
     raise KeyError(f"{spec.name}: main metric {spec.main_metric!r} not in metrics {sorted(metrics)}")
+
+
+def majority_baseline(task: str | GlueTask, train_labels: Sequence[Any], eval_labels: Sequence[Any]) -> float:
+    """The main metric (not x100) of a model that ignores its input: it always predicts the most frequent training
+    class. For regression a constant prediction has no correlation with anything, so its Pearson counts as 0."""
+    spec = get_task(task)
+    if len(train_labels) == 0 or len(eval_labels) == 0:
+        raise ValueError("majority_baseline needs non-empty training and eval labels")
+    if spec.is_regression:
+        return 0.0
+    values, counts = np.unique(np.asarray(train_labels), return_counts=True)
+    constant = np.full(len(eval_labels), values[counts.argmax()])
+    return compute_metrics(spec, constant, eval_labels)[spec.main_metric]

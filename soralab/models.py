@@ -19,8 +19,12 @@ TARGETS = {
                    "output.dense"],
     "gpt2": ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"],
 }
-# The freshly initialised task head of each architecture's sequence-classification model.
-HEADS = {"bert": ["classifier"], "roberta": ["classifier"], "deberta-v2": ["pooler", "classifier"], "gpt2": ["score"]}
+# What trains besides the adapters: every layer between the encoder and the loss. BERT's and DeBERTa's classifiers
+# read a pooler (a dense layer + tanh over the first token) that must train with them: the packaged
+# all-MiniLM-L6-v2 was trained with mean pooling, so its pooler was never trained and, frozen, it kept MRPC at the
+# majority class and STS-B near Pearson 0.1. RoBERTa's head holds its own dense layer; GPT-2's reads the last token.
+HEADS = {"bert": ["pooler", "classifier"], "roberta": ["classifier"], "deberta-v2": ["pooler", "classifier"],
+         "gpt2": ["score"]}
 
 
 def minilm_path() -> Path:

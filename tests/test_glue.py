@@ -52,7 +52,7 @@ def test_task_table_matches_hf_glue():
     assert TASKS["stsb"].is_regression and TASKS["stsb"].num_labels == 1
     assert not TASKS["mnli"].is_regression and TASKS["mnli"].num_labels == 3
     assert {t: TASKS[t].main_metric for t in ("cola", "stsb", "mrpc", "mnli")} == {
-        "cola": "matthews_correlation", "stsb": "pearson", "mrpc": "accuracy", "mnli": "accuracy"}
+        "cola": "matthews_correlation", "stsb": "pearson", "mrpc": "f1", "mnli": "accuracy"}
     assert TASKS["mnli"].eval_splits == ("validation_matched", "validation_mismatched")
     assert TASKS["rte"].eval_splits == ("validation",)
     assert {t for t, s in TASKS.items() if s.large} == {"sst2", "qnli", "qqp", "mnli"}
@@ -329,7 +329,7 @@ def test_metrics_fn_takes_logits():
 def test_main_score():
     assert main_score("cola", {"matthews_correlation": 0.4}) == 0.4
     assert main_score("stsb", {"eval_pearson": 0.9, "eval_spearmanr": 0.8}) == 0.9
-    assert main_score("mrpc", {"f1": 0.9, "accuracy": 0.85}) == 0.85
+    assert main_score("mrpc", {"f1": 0.9, "accuracy": 0.85}) == 0.9
     with pytest.raises(KeyError, match="accuracy"):
         main_score("mnli", {"f1": 1.0})
 

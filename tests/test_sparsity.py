@@ -1,0 +1,86 @@
+"""KeepSchedule: SoRA's strength as a share of ranks to keep, reached by steering xi."""
+
+import pytest
+import torch
+from torch import nn
+
+import soralab
+from soralab.sparsity import KeepSchedule, gate_lr
+
+
+def _model(seed=0, r=8, gate_init="ones"):
+    torch.manual_seed(seed)
+    base = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 4))
+    return soralab.inject(base, soralab.SoRAConfig(r=r, lora_alpha=r, target_modules=["0", "1"], gate_init=gate_init))
+
+
+def _train(model, keep, steps, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 16, generator=g)
+    w = torch.randn(16, 4, generator=g) @ torch.diag(torch.tensor([3.0, 1.0, 0.3, 0.1]))  # ranks of unequal use
+    y = x @ w
+    opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-2, weight_decay=0.1, gate_lr=gate_lr(steps)),
+                                lr=1e-2)
+    schedule = KeepSchedule(model, opt, keep, steps)
+    xis = []
+    for step in range(1, steps + 1):
+        i = torch.randint(0, 256, (32,), generator=g)
+        loss = ((model(x[i]) - y[i]) ** 2).mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        xis.append(schedule.update(step))
+    return schedule, xis
+
+
+@pytest.mark.parametrize("steps", [60, 600])
+@pytest.mark.parametrize("keep", [0.25, 0.5])
+def test_reaches_the_share_to_keep_at_any_budget(keep, steps, one_thread):
+    model = _model()
+    schedule, xis = _train(model, keep, steps)
+    live = schedule.live_fraction()
+    assert abs(live - keep) <= 0.125, (keep, steps, live)  # within 2 of the 16 ranks
+    assert xis[0] == 0.0 and max(xis) > 0  # free start, then a positive strength
+    report = soralab.gate_report(model)
+    assert report.active_rank == round(live * report.r_max)
+
+
+def test_target_falls_from_one_to_keep():
+    model = _model()
+    opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-2), lr=1e-2)
+    s = KeepSchedule(model, opt, 0.3, 100)
+    targets = [s.target(t) for t in range(101)]
+    assert targets[0] == 1.0 and targets[10] == 1.0 and targets[70] == pytest.approx(0.3) and targets[100] == 0.3
+    assert all(a >= b for a, b in zip(targets, targets[1:], strict=False))
+
+
+def test_follows_the_optimiser_when_its_groups_are_replaced():
+    """Accelerate reloads the optimiser's state when the Trainer wraps it, which replaces the group dicts."""
+    model = _model()
+    opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-2), lr=1e-2)
+    s = KeepSchedule(model, opt, 0.5, 10, start=0.0)
+    opt.load_state_dict(opt.state_dict())
+    s.update(1)
+    gates = [g for g in opt.param_groups if g["name"] == "gates"]
+    assert gates[0]["xi"] == s.xi > 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(keep=0.0), "keep must be"), (dict(keep=1.2), "keep must be"),
+    (dict(keep=0.5, start=0.8, end=0.5), "start < end"), (dict(keep=0.5, total_steps=0), "total_steps"),
+])
+def test_bad_settings(kwargs, message):
+    model = _model()
+    opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-2), lr=1e-2)
+    kwargs.setdefault("total_steps", 10)
+    with pytest.raises(ValueError, match=message):
+        KeepSchedule(model, opt, **kwargs)
+
+
+def test_needs_gates_in_their_own_group():
+    model = _model()
+    with pytest.raises(ValueError, match="groups of gates only"):
+        KeepSchedule(model, torch.optim.AdamW(model.parameters()), 0.5, 10)
+    lora = soralab.inject(nn.Sequential(nn.Linear(4, 4)), soralab.LoRAConfig(r=2, target_modules=["0"]))
+    with pytest.raises(ValueError, match="needs a model with SoRA gates"):
+        KeepSchedule(lora, torch.optim.AdamW(lora.parameters()), 0.5, 10)
