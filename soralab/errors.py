@@ -7,6 +7,11 @@ other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
 
 class UsageError(ValueError):
     """A value or file the user gave is wrong; the message names it and says what would be right."""
@@ -16,5 +21,27 @@ class MissingFileError(UsageError, FileNotFoundError):
     """A file or folder the user named does not exist (or is not what it must be)."""
 
 
+class WrongTypeError(UsageError, TypeError):
+    """Something the user named has the wrong type (e.g. a target module that is not a linear layer)."""
+
+
 class NonFiniteError(UsageError):
     """A tensor or number holds NaN or infinity where only finite values make sense."""
+
+
+def usage_errors_exit(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorate a command-line entry point: a ``UsageError`` prints ``<prog>: error: <message>`` on stderr and
+    returns exit code 2 (as argparse does for a bad flag). Every other exception propagates with its traceback."""
+
+    def wrap(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(*args: Any, **kwargs: Any) -> int:
+            try:
+                return main(*args, **kwargs)
+            except UsageError as err:
+                print(f"{prog}: error: {err}", file=sys.stderr)
+                return 2
+
+        return run
+
+    return wrap

@@ -170,11 +170,11 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         now = {n: _layer_spec(m) for n, m in present.items()}
         model_seed = getattr(adapter_config(model), "seed", None)
         if isinstance(config, NOLAConfig) and model_seed != config.seed:
-            raise ValueError(f"adapter in {path} was trained on NOLA bases of seed {config.seed}; this model's "
+            raise UsageError(f"adapter in {path} was trained on NOLA bases of seed {config.seed}; this model's "
                              f"NOLA layers use seed {model_seed}: load it into a fresh base model instead")
         if now != layout:
             diff = sorted(n for n in set(now) | set(layout) if now.get(n) != layout.get(n))
-            raise ValueError(f"adapter in {path} does not fit this model's adapters; differing modules: {diff[:5]}")
+            raise UsageError(f"adapter in {path} does not fit this model's adapters; differing modules: {diff[:5]}")
         new_layers = None
     else:
         check_no_overlap(list(layout), _saved_module_names(model, config), where=f"adapter in {path}: ")
@@ -183,13 +183,13 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
             try:
                 base = model.get_submodule(name)
             except AttributeError:
-                raise ValueError(f"adapter in {path} targets {name!r}, which this model does not have") from None
+                raise UsageError(f"adapter in {path} targets {name!r}, which this model does not have") from None
             if not isinstance(base, SUPPORTED_BASE_TYPES):
-                raise ValueError(
+                raise UsageError(
                     f"adapter in {path} targets {name!r}, a {type(base).__name__} here, not a linear layer")
             layer = _build_layer(spec, base, config, name)
             if (layer.in_features, layer.out_features) != (spec["in_features"], spec["out_features"]):
-                raise ValueError(
+                raise UsageError(
                     f"adapter in {path} expects {name!r} of shape in={spec['in_features']}, "
                     f"out={spec['out_features']}; this model's is in={layer.in_features}, out={layer.out_features}"
                 )
@@ -202,7 +202,7 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     wrong = sorted(k for k in set(expected) & set(tensors) if tuple(tensors[k].shape) != expected[k]
                    or not tensors[k].is_floating_point())
     if missing or unexpected or wrong:
-        raise ValueError(
+        raise UsageError(
             f"adapter in {path} does not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
             f"wrong shape {[(k, tuple(tensors[k].shape), expected[k]) for k in wrong[:5]]}"
         )
@@ -293,12 +293,12 @@ def export_peft(model: nn.Module, path: str | os.PathLike) -> Path:
     layers = dict(adapter_modules(model))
     check_no_overlap(list(layers), _saved_module_names(model, config), where="export_peft: ")
     if any(isinstance(m, SoRALinear) for m in layers.values()):
-        raise ValueError("export_peft needs a pruned model: call soralab.prune(model) first (PEFT has no gates)")
+        raise UsageError("export_peft needs a pruned model: call soralab.prune(model) first (PEFT has no gates)")
     if not layers:
-        raise ValueError("no adapter layers left to export (every rank was pruned)")
+        raise UsageError("no adapter layers left to export (every rank was pruned)")
     conv1d = {m.fan_in_fan_out for m in layers.values()}
     if len(conv1d) > 1:
-        raise ValueError("cannot export a model mixing Conv1D and Linear adapters into one PEFT config")
+        raise UsageError("cannot export a model mixing Conv1D and Linear adapters into one PEFT config")
     ranks = {n: m.r for n, m in layers.items()}
     r = max(set(ranks.values()), key=list(ranks.values()).count)  # the most common rank
     peft_config = LoraConfig(

@@ -12,6 +12,7 @@ from torch import nn
 from transformers import TrainerCallback
 
 from .config import LoRAConfig, NOLAConfig, SoRAConfig
+from .errors import UsageError
 from .inject import adapter_modules, inject
 from .layers import SoRALinear
 from .prune import gate_report
@@ -26,7 +27,7 @@ DEFAULT_LR = {"full": 5e-5, "bitfit": 5e-3, "lora": 2e-3, "peft-lora": 2e-3, "ad
 
 def check_method(method: str) -> str:
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     return method
 
 
@@ -67,7 +68,7 @@ def prepare(model: nn.Module, method: str, *, r: int, lora_alpha: float, lora_dr
     # AdaLoRA: start at 1.5 r and prune to an average of r, as in the AdaLoRA paper's GLUE setup
     # (initial warm-up 10% of steps, final fine-tuning 20%, reallocation every 1% of steps).
     if total_steps < 10:
-        raise ValueError(f"adalora needs at least 10 training steps to schedule its budget, got {total_steps}")
+        raise UsageError(f"adalora needs at least 10 training steps to schedule its budget, got {total_steps}")
     config = AdaLoraConfig(init_r=max(r * 3 // 2, r + 1), target_r=r, tinit=total_steps // 10,
                            tfinal=total_steps // 5, deltaT=max(1, total_steps // 100), total_step=total_steps,
                            **common)

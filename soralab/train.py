@@ -8,9 +8,12 @@ rerun with the same configuration and folder returns it instead of training agai
 
 from __future__ import annotations
 
-import json
 import math
+import shutil
+import tempfile
 import time
+import warnings
+import weakref
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,11 +21,14 @@ from typing import Any
 import torch
 
 from . import glue
-from .io import atomic_write_text, save_adapter
+from .errors import UsageError
+from .io import CONFIG_NAME, atomic_write_text, save_adapter
 from .methods import DEFAULT_LR, AdaLoraCallback, GateStatsCallback, active_ranks, check_method, prepare
 from .models import DEFAULT_MODEL, HEADS, TARGETS, load_classifier, model_family
 from .optim import PROX_MODES, ProximalAdamW, param_groups
 from .prune import gate_report, prune
+from .results import CorruptResultError, dumps, read_result, select_best
+from .validate import check_options, check_run
 
 RESULT_NAME = "result.json"
 
@@ -63,6 +69,7 @@ class GlueConfig:
     device: str = "auto"  # auto | cpu | cuda
 
     def __post_init__(self) -> None:
+        check_options(self)  # types, finiteness and ranges of every option that is not None (soralab.validate)
         self.task = glue.get_task(self.task).name
         check_method(self.method)
         if self.split_protocol not in glue.SPLIT_PROTOCOLS:
@@ -106,27 +113,43 @@ class GlueResult:
     def from_json(cls, path: str | Path) -> GlueResult:
         """Read a saved result. Options added to ``GlueConfig`` after it was saved get their defaults, which is
         what that run used."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = read_result(path)  # names the file if it is truncated or not a result
         known = {f.name for f in fields(cls)}
         c = data["config"]
-        data["config"] = {**GlueConfig(task=c["task"], method=c["method"]).to_dict(), **c}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            data["config"] = {**GlueConfig(task=c.get("task"), method=c.get("method")).to_dict(), **c}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (TypeError, ValueError) as err:
+            raise CorruptResultError(f"{path} is not a soralab result of a known task and method ({err})") from None
+
+    @property
+    def degenerate(self) -> bool:
+        """No evaluation gave a number for the main metric (see ``soralab.results.select_best``): score is NaN."""
+        return math.isnan(self.score)
 
 
 def _eval_splits(data) -> dict:
     return {name: ds for name, ds in data.items() if name != "train"}
 
 
-def _reuse(output_dir: Path | None, config: GlueConfig) -> GlueResult | None:
+def _reuse(output_dir: Path | None, config: GlueConfig, save_model: bool = False) -> GlueResult | None:
     if output_dir is None or not (output_dir / RESULT_NAME).is_file():
         return None
-    old = GlueResult.from_json(output_dir / RESULT_NAME)
+    try:
+        old = GlueResult.from_json(output_dir / RESULT_NAME)
+    except CorruptResultError as err:  # e.g. truncated: redo the run, which replaces the file
+        warnings.warn(f"{err}; running it again", stacklevel=3)
+        return None
     new = config.to_dict()
     if old.config != new:
         diff = {k: (old.config.get(k), new.get(k)) for k in sorted(set(old.config) | set(new))
                 if old.config.get(k) != new.get(k)}
-        raise ValueError(f"{output_dir} holds a result from a different configuration (saved vs now: {diff}); "
+        raise UsageError(f"{output_dir} holds a result from a different configuration (saved vs now: {diff}); "
                          f"use another output_dir, or delete {output_dir / RESULT_NAME} to rerun")
+    if save_model and not (output_dir / "adapter" / CONFIG_NAME).is_file():
+        warnings.warn(f"{output_dir / RESULT_NAME} is a finished run of this configuration, but no adapter was "
+                      f"saved with it; training again to save one (save_model=True)", stacklevel=3)
+        return None
     old.reused = True
     return old
 
@@ -178,12 +201,15 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
     eval_every = max(1, steps_per_epoch // c.evals_per_epoch)
     groups = param_groups(p.model, c.learning_rate, c.weight_decay, xi, c.gate_lr, l1_loss=c.gate_l1_loss)
     optimizer = ProximalAdamW(groups, lr=c.learning_rate, prox=c.prox)
+    scratch = None if output_dir else tempfile.mkdtemp(prefix="soralab-trainer-")  # nothing left in the cwd
     args = TrainingArguments(
-        output_dir=str(output_dir / "trainer") if output_dir else "runs/_trainer",
+        output_dir=str(output_dir / "trainer") if output_dir else scratch,
         num_train_epochs=epochs, learning_rate=c.learning_rate,
         per_device_train_batch_size=c.per_device_train_batch_size,
         per_device_eval_batch_size=c.per_device_eval_batch_size, weight_decay=c.weight_decay,
         max_grad_norm=c.max_grad_norm,
+        # transformers 5 has no warmup_ratio; warmup_steps reads a float in [0, 1) as that fraction of the steps
+        # (a value >= 1 would be a step count, hence check_options keeps warmup_ratio in [0, 1))
         warmup_steps=c.warmup_ratio, lr_scheduler_type="linear", seed=c.seed,
         eval_strategy="steps" if evaluate else "no", eval_steps=eval_every, logging_steps=eval_every,
         save_strategy="no",
@@ -197,6 +223,8 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
                       compute_metrics=glue.metrics_fn(p.spec.name), optimizers=(optimizer, None), callbacks=callbacks)
     if not progress:  # no bars, and no log dicts printed in their place either
         trainer.remove_callback(PrinterCallback)
+    if scratch is not None:
+        weakref.finalize(trainer, shutil.rmtree, scratch, ignore_errors=True)
     return trainer
 
 
@@ -213,7 +241,8 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     """Fine-tune ``method`` on GLUE ``task`` and evaluate every epoch. See ``GlueConfig`` for the options."""
     config = GlueConfig(task=task, method=method, **kwargs)
     output_dir = Path(output_dir) if output_dir is not None else None
-    if (cached := _reuse(output_dir, config)) is not None:
+    check_run(config, output_dir, save_model)
+    if (cached := _reuse(output_dir, config, save_model)) is not None:
         return cached
     start = time.perf_counter()
     p = setup(config)
@@ -227,7 +256,7 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     history = _history(trainer.state.log_history, gates.history)
     select = "validation" if "validation" in p.data else "validation_matched"
     key = f"eval_{select}_{p.spec.main_metric}"
-    best = max(history, key=lambda row: row.get(key, float("-inf")))
+    best = select_best(history, key)  # never a NaN evaluation; all NaN: a degenerate run, score NaN
     result = GlueResult(config=config.to_dict(), history=history, best=best, final=history[-1],
                         main_metric=p.spec.main_metric, trainable_params=p.trainable_params,
                         params_after_prune=params_after_prune(p), active_ranks=active_ranks(p.model),
@@ -235,7 +264,7 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     if output_dir is not None and trainer.is_world_process_zero():
         if save_model and method in ("lora", "sora", "nola"):
             save_adapter(prune(p.model) if method == "sora" else p.model, output_dir / "adapter")
-        atomic_write_text(output_dir / RESULT_NAME, json.dumps(asdict(result), indent=2))
+        atomic_write_text(output_dir / RESULT_NAME, dumps(asdict(result)))  # NaN as null: valid JSON
     result.model = p.model  # for interactive use; not serialised
     return result
 
