@@ -204,7 +204,7 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     if missing or unexpected or wrong:
         raise UsageError(
             f"adapter in {path} does not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-            f"wrong shape {[(k, tuple(tensors[k].shape), expected[k]) for k in wrong[:5]]}"
+            f"wrong shape or dtype {[(k, tuple(tensors[k].shape), tensors[k].dtype, expected[k]) for k in wrong[:5]]}"
         )
     if new_layers is not None:
         install(model, new_layers, config)
