@@ -66,8 +66,9 @@ def _type_error(name: str, kind: str, value: Any) -> str | None:
         return f"{name} must be a number, got {value!r}"
     if kind == "bool" and not isinstance(value, bool):
         return f"{name} must be True or False, got {value!r}"
-    if kind == "str" and not isinstance(value, str):
-        return f"{name} must be a string, got {value!r}"
+    if kind == "str" and not isinstance(value, str):  # a Path too: the config is saved as JSON and compared
+        hint = f" (write str({name}))" if isinstance(value, os.PathLike) else ""
+        return f"{name} must be a string{hint}, got {value!r}"
     if kind == "list" and (not isinstance(value, (list, tuple)) or not value
                            or not all(isinstance(v, str) and v for v in value)):
         return f"{name} must be a non-empty list of names, e.g. ['query', 'value'], got {value!r}"

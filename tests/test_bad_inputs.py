@@ -243,6 +243,8 @@ ROWS = [
     # messages: options validated up front
     ("max_train_samples=2.5", lambda e: GlueConfig(task="rte", max_train_samples=2.5), UsageError,
      r"max_train_samples must be an integer, got 2\.5"),
+    ("data_dir as a Path", lambda e: GlueConfig(task="rte", data_dir=Path(e.glue)), UsageError,
+     r"data_dir must be a string \(write str\(data_dir\)\), got PosixPath"),
     ("load_glue max_train_samples=2.5", lambda e: soralab.glue.load_glue("rte", e.glue, max_train_samples=2.5),
      UsageError, r"max_train_samples must be a positive integer or None, got 2\.5"),
     ("model path that does not exist", lambda e: run_glue("rte", "lora", **{**e.run, "model_name_or_path":
