@@ -152,6 +152,8 @@ def check_run(config: Any, output_dir: str | os.PathLike | None = None, save_mod
     from .glue import check_local_data
 
     check_output_dir(output_dir)
+    if save_model and output_dir is None:
+        raise UsageError("save_model=True saves the adapter into output_dir/adapter; give an output_dir")
     if save_model and config.method not in SAVABLE_METHODS:
         raise UsageError(f"save_model=True saves soralab adapters ({', '.join(SAVABLE_METHODS)}); method "
                          f"{config.method!r} has none to save")

@@ -182,6 +182,8 @@ ROWS = [
     ("9 save_model with full fine-tuning", lambda e: run_glue("rte", "full", output_dir=e.tmp, save_model=True,
                                                               **e.run),
      UsageError, r"save_model=True saves soralab adapters \(lora, sora, nola\); method 'full'"),
+    ("9 save_model without output_dir", lambda e: run_glue("rte", "lora", save_model=True, **e.run), UsageError,
+     r"save_model=True saves the adapter into output_dir/adapter; give an output_dir"),
     # 10. accepted nonsense
     ("10 lora_alpha=inf (adapter config)", lambda e: soralab.LoRAConfig(lora_alpha=INF), ValueError,
      r"lora_alpha must be > 0 and finite"),
