@@ -117,7 +117,8 @@ def markdown(data: list[dict]) -> str:
                        f" | {share:.1%} |" if share is not None else " | |")
         out.append("")
     if "lora" in methods:
-        out += ["## The issue's bars for LoRA (mean over seeds)", "", "| task | bar | LoRA | holds |", "|---|---:|---:|---|"]
+        out += ["## The issue's bars for LoRA (mean over seeds)", "", "| task | bar | LoRA | holds |",
+                "|---|---:|---:|---|"]
         for t in tasks:
             xs = [r["score"] for r in by.get((t, "lora"), {}).values()]
             if xs:

@@ -11,13 +11,25 @@ activation memory an adapter adds) plus trainable parameters, gradients and Adam
 
     python benchmarks/speed.py                  # ~2 minutes on 2 CPU cores
     python benchmarks/speed.py --reps 30 --batch 16 --seq 128 --device cuda
+
+CPU precision and the whole ``run_glue`` path (``--cpu-precision``): the same small MRPC run (640 training
+pairs, one epoch, the whole dev set evaluated once) in fp32, bf16 autocast, fp32 on one thread and fp32 with
+``torch.compile``, each in a fresh process, interleaved over ``--rounds`` rounds; it reports each part of the run
+(loading, tokenization, training, evaluation) and its ratio to fp32, plus tokenization with and without
+soralab's own dataset fingerprint. Needs ``SORALAB_GLUE_DIR``; about 10 minutes on 2 cores; run it alone.
+
+    SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/speed.py --cpu-precision
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -89,6 +101,62 @@ def proximal_time(opt, reps: int = 50) -> float:
     return (time.perf_counter() - t0) / reps
 
 
+# name: (run_glue options, torch threads)
+WHOLE_RUN = {"fp32": ({"precision": "fp32"}, 2), "bf16 autocast": ({"precision": "bf16"}, 2),
+             "fp32, 1 thread": ({"precision": "fp32"}, 1),
+             "fp32 + torch.compile": ({"precision": "fp32", "torch_compile": True}, 2)}
+PARTS = ("load", "tokenize", "train", "evaluate")
+
+
+def one_run(name: str) -> None:
+    """Child process: one small MRPC run with setting ``name``; prints its timings as JSON."""
+    from soralab.train import run_glue
+
+    options, threads = WHOLE_RUN[name]
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    res = run_glue("mrpc", "lora", max_train_samples=640, num_train_epochs=1, progress=False, **options)
+    print(json.dumps({**res.timings, "wall": time.perf_counter() - start, "score": res.score}))
+
+
+def tokenize_cost() -> tuple[float, float]:
+    """Seconds to tokenize MRPC (train + dev) with soralab's fingerprint, and with datasets' default hashing."""
+    from soralab import glue
+
+    data = glue.load_glue("mrpc")
+    _, tokenizer = load_classifier("minilm", num_labels=2)
+    t0 = time.perf_counter()
+    glue.tokenize(data, tokenizer, "mrpc")
+    t1 = time.perf_counter()
+    for ds in data.values():  # the same work, letting `map` fingerprint the function (it hashes the tokenizer)
+        ds.map(lambda b: tokenizer(b["sentence1"], b["sentence2"], truncation=True, max_length=128), batched=True)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def cpu_precision(rounds: int) -> None:
+    runs = {name: [] for name in WHOLE_RUN}
+    for _ in range(rounds):
+        for name in WHOLE_RUN:
+            out = subprocess.run([sys.executable, __file__, "--one-run", name], capture_output=True, text=True,
+                                 check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in (*PARTS, "wall", "score")} for n, rs in runs.items()}
+    base = med["fp32"]
+    print(f"MRPC, LoRA r=8 on all six linears of MiniLM, 640 training pairs (20 steps of 32), 1 epoch, 408 dev pairs; "
+          f"median of {rounds} interleaved rounds, each run in its own process; torch {torch.__version__}; "
+          f"AVX512-BF16 {torch.cpu._is_avx512_bf16_supported()}, AMX {torch.cpu._is_amx_tile_supported()}")
+    print("| setting | " + " | ".join(f"{p} (s)" for p in PARTS) + " | whole run (s) | whole / fp32 | train / fp32 "
+          "| eval / fp32 | dev F1 |")
+    print("|---|" + "---:|" * (len(PARTS) + 5))
+    for name, m in med.items():
+        print(f"| {name} | " + " | ".join(f"{m[p]:.1f}" for p in PARTS) + f" | {m['wall']:.1f} | "
+              f"{m['wall'] / base['wall']:.2f} | {m['train'] / base['train']:.2f} | "
+              f"{m['evaluate'] / base['evaluate']:.2f} | {m['score']:.2f} |")
+    own, default = tokenize_cost()
+    print(f"\ntokenizing MRPC (4,076 pairs): {own:.2f} s with soralab's fingerprint, {default:.2f} s letting datasets "
+          f"hash the tokenizer")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=15)
@@ -96,7 +164,14 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--r", type=int, default=8)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--cpu-precision", action="store_true", help="time the whole run_glue path per CPU setting")
+    ap.add_argument("--rounds", type=int, default=2, help="--cpu-precision: interleaved rounds (default 2)")
+    ap.add_argument("--one-run", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one_run:
+        return one_run(args.one_run)
+    if args.cpu_precision:
+        return cpu_precision(args.rounds)
 
     torch.manual_seed(0)
     base, tokenizer = load_classifier("minilm", num_labels=2)

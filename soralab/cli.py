@@ -2,7 +2,7 @@
 
     soralab quickstart                      # SoRA on the packaged MiniLM, SST-2 subset, prune, export, reload
     soralab glue --task rte --method sora --max-train-samples 1000 --output-dir runs/rte-sora
-    soralab sweep --tasks rte mrpc --methods lora sora --seeds 1 2 3 --grid xi=3,10 --output-dir runs/sweep \
+    soralab sweep --tasks rte mrpc --methods lora sora --seeds 1 2 3 --grid keep=0.25,0.5 --output-dir runs/sweep \
         --set max_train_samples=1000 num_train_epochs=3
     soralab report runs/sweep --markdown runs/sweep/table.md --csv runs/sweep/table.csv
     soralab notebooks --profile classroom   # the notebook suite with papermill, summary in runs/notebooks/
@@ -15,7 +15,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from .errors import usage_errors_exit
 from .train import GlueConfig, GlueResult, run_glue
+from .validate import check_output_dir, user_input
 
 
 def _add_glue_options(p: argparse.ArgumentParser) -> None:
@@ -49,7 +51,8 @@ def print_result(result: GlueResult) -> None:
     for row in result.history:
         vals = " | ".join(f"{row.get(k, float('nan')):.4f}" for k in keys)
         print(f"| {row['step']} | {row.get('epoch') or 0:.2f} | {vals} | {row.get('active_rank', '')} |")
-    print(f"score (x100, best {result.main_metric}): {result.score:.2f}   trainable params: {result.trainable_params:,}"
+    score = "degenerate (NaN at every evaluation)" if result.degenerate else f"{result.score:.2f}"
+    print(f"score (x100, best {result.main_metric}): {score}   trainable params: {result.trainable_params:,}"
           f"   after pruning: {result.params_after_prune:,}   wall time: {result.wall_time_s:.0f}s")
 
 
@@ -62,6 +65,7 @@ def quickstart(args: argparse.Namespace) -> int:
     from soralab.models import load_classifier
 
     out = Path(args.output_dir)
+    check_output_dir(out, "--output-dir")  # before training, not after it
     result = run_glue("sst2", "sora", max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
                       num_train_epochs=args.epochs, keep=args.keep, output_dir=None)
     print_result(result)
@@ -83,6 +87,7 @@ def quickstart(args: argparse.Namespace) -> int:
     return 0 if torch.allclose(a, b, atol=1e-4) else 1
 
 
+@usage_errors_exit("soralab")  # a user's mistake: "soralab: error: ..." and exit 2; a bug keeps its traceback
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="soralab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,15 +100,18 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--output-dir", default="runs/quickstart", help="where the adapters go (default: runs/quickstart)")
     g = sub.add_parser("glue", help="train one method on one GLUE task and print the result table")
     _add_glue_options(g)
-    g.add_argument("--output-dir", default=None, help="folder for result.json (a rerun with the same options reuses it)")
+    g.add_argument("--output-dir", default=None,
+                   help="folder for result.json (a rerun with the same options reuses it)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     s = sub.add_parser("sweep", help="a grid of GLUE runs (tasks x methods x seeds x settings); resumable")
     s.add_argument("--tasks", nargs="+", required=True, help="GLUE tasks, e.g. rte mrpc")
     s.add_argument("--methods", nargs="+", required=True, help="methods, e.g. lora sora adalora")
     s.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="seeds (default: 1 2 3)")
-    s.add_argument("--grid", nargs="*", default=[], help="name=v1,v2 ... e.g. xi=1,3 (sora-only names stay sora-only)")
+    s.add_argument("--grid", nargs="*", default=[], help="name=v1,v2 ... e.g. keep=0.25,0.5 (sora-only names stay "
+                   "sora-only; a list option joins names with +: target_modules=query+value,query)")
     s.add_argument("--output-dir", required=True, help="root folder; one result.json per run below it")
-    s.add_argument("--set", nargs="*", default=[], help="options shared by every run, e.g. max_train_samples=1000")
+    s.add_argument("--set", nargs="*", default=[], help="options shared by every run, e.g. max_train_samples=1000 "
+                   "precision=fp32 target_modules=query,value")
     rep = sub.add_parser("report", help="aggregate a sweep's results: mean ± std over seeds, Markdown and CSV")
     rep.add_argument("output_dir", help="a sweep's root folder")
     rep.add_argument("--markdown", default=None, help="also write the table as Markdown here")
@@ -124,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "quickstart":
         return quickstart(args)
     if args.command in ("sweep", "report"):
-        from .sweep import parse_grid, report, sweep
+        from .sweep import parse_grid, parse_set, report, sweep
 
         if args.command == "sweep":
-            common = {k: v[0] for k, v in parse_grid(args.set).items()}
+            common = parse_set(args.set)
             sweep(args.tasks, args.methods, args.seeds, args.output_dir, grid=parse_grid(args.grid), **common)
             print(report(args.output_dir))
         else:
@@ -135,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     opts = {f.name: getattr(args, f.name) for f in fields(GlueConfig)}
     task, method = opts.pop("task"), opts.pop("method")
-    print_result(run_glue(task, method, output_dir=args.output_dir, progress=not args.no_progress, **opts))
-    return 0
+    user_input(GlueConfig, task=task, method=method, **opts)  # every option checked before anything loads
+    result = run_glue(task, method, output_dir=args.output_dir, progress=not args.no_progress, **opts)
+    print_result(result)
+    return 1 if result.degenerate else 0
 
 
 if __name__ == "__main__":

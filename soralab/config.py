@@ -7,10 +7,16 @@ A config is all that is needed to rebuild an adapter's structure, so it is what
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 _GATE_INITS = ("ones", "randn")
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 @dataclass
@@ -40,15 +46,18 @@ class LoRAConfig:
         self.modules_to_save = list(self.modules_to_save or [])
         if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r <= 0:
             raise ValueError(f"r must be a positive integer (e.g. 8), got {self.r!r}")
-        if not self.lora_alpha > 0:
-            raise ValueError(f"lora_alpha must be > 0 (e.g. 16), got {self.lora_alpha!r}")
-        if not 0.0 <= self.lora_dropout < 1.0:
+        if not _is_number(self.lora_alpha) or not 0 < self.lora_alpha < math.inf:
+            raise ValueError(f"lora_alpha must be > 0 and finite (e.g. 16), got {self.lora_alpha!r}")
+        if not _is_number(self.lora_dropout) or not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
         if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
             raise ValueError(
                 f"target_modules must be a non-empty list of module names, e.g. ['query', 'value'], "
                 f"got {self.target_modules!r}"
             )
+        if not all(isinstance(m, str) and m for m in self.modules_to_save):
+            raise ValueError(f"modules_to_save must be a list of module names, e.g. ['classifier'], "
+                             f"got {self.modules_to_save!r}")
 
     @property
     def scaling(self) -> float:

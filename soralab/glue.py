@@ -26,6 +26,7 @@ import csv
 import hashlib
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +38,18 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
+from .errors import MissingFileError, UsageError
+from .validate import check_text_file
+
 ENV_VAR = "SORALAB_GLUE_DIR"
 HUB_ID = "nyu-mll/glue"
 PAPER_HOLDOUT = 1000  # training rows held out as "validation" for large tasks under the paper protocol
 HOLDOUT_FRACTION = 0.2  # "holdout" protocol: share of the training set held out (capped at PAPER_HOLDOUT rows)
 SPLIT_PROTOCOLS = ("glue", "paper", "holdout")
+
+
+class DataUnavailableError(UsageError, RuntimeError):
+    """No local GLUE folder was given and the hub could not be reached: the user's setup, not a bug."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,7 @@ def get_task(task: str | GlueTask) -> GlueTask:
         return task
     key = str(task).strip().lower().replace("-", "").replace("_", "")
     if key not in TASKS:
-        raise ValueError(f"unknown GLUE task {task!r}; valid tasks: {', '.join(TASKS)}")
+        raise UsageError(f"unknown GLUE task {task!r}; valid tasks: {', '.join(TASKS)}")
     return TASKS[key]
 
 
@@ -122,15 +130,24 @@ def _parse_label(task: GlueTask, raw: str, path: Path, line: int) -> int | float
         except ValueError:
             score = float("nan")
         if not 0.0 <= score <= 5.0:  # also rejects nan
-            raise ValueError(f"{path}, line {line}: bad label {raw!r}; allowed labels: a similarity score in [0, 5]")
+            raise UsageError(f"{path}, line {line}: bad label {raw!r}; allowed labels: a similarity score in [0, 5]")
         return score
     if raw not in task.file_labels:
-        raise ValueError(f"{path}, line {line}: bad label {raw!r}; allowed labels: {', '.join(task.file_labels)}")
+        raise UsageError(f"{path}, line {line}: bad label {raw!r}; allowed labels: {', '.join(task.file_labels)}")
     return task.file_labels.index(raw)
 
 
 def _read_tsv(path: Path, task: GlueTask) -> dict[str, list[Any]]:
     """Read one GLUE file exactly: tabs, no quote handling (GLUE texts contain bare quotes), BOM stripped."""
+    check_text_file(path, "GLUE data file")
+    try:
+        return _read_rows(path, task)
+    except UnicodeDecodeError as err:  # past the part check_text_file looked at
+        raise UsageError(f"{path} (GLUE data file) is not UTF-8 text ({err.reason} at byte {err.start}); "
+                         f"re-save it as UTF-8") from None
+
+
+def _read_rows(path: Path, task: GlueTask) -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {field: [] for field in task.text_fields}
     labels: list[int | float] = []
     with open(path, encoding="utf-8-sig", newline="") as fh:
@@ -138,10 +155,10 @@ def _read_tsv(path: Path, task: GlueTask) -> dict[str, list[Any]]:
         if task.n_columns is None:
             header = next(reader, None)
             if header is None:
-                raise ValueError(f"{path}: empty file; expected a header row")
+                raise UsageError(f"{path}: empty file; expected a header row")
             missing = [c for c in (*task.text_columns, task.label_column) if c not in header]
             if missing:
-                raise ValueError(f"{path}: header lacks column(s) {missing}; found {header}")
+                raise UsageError(f"{path}: header lacks column(s) {missing}; found {header}")
             width = len(header)
             text_pos = [header.index(str(c)) for c in task.text_columns]
             label_pos = header.index(str(task.label_column))
@@ -151,7 +168,7 @@ def _read_tsv(path: Path, task: GlueTask) -> dict[str, list[Any]]:
             label_pos = int(task.label_column)
         for row in reader:
             if len(row) != width:
-                raise ValueError(f"{path}, line {reader.line_num}: expected {width} tab-separated fields, "
+                raise UsageError(f"{path}, line {reader.line_num}: expected {width} tab-separated fields, "
                                  f"found {len(row)}")
             for field, pos in zip(task.text_fields, text_pos, strict=True):
                 columns[field].append(row[pos])
@@ -167,18 +184,39 @@ def _features(task: GlueTask) -> datasets.Features:
     return datasets.Features({**text, "label": label, "idx": datasets.Value("int32")})
 
 
-def _load_local(task: GlueTask, root: Path, origin: str) -> dict[str, datasets.Dataset]:
+def _local_files(task: GlueTask, root: Path, origin: str) -> dict[str, Path]:
+    """The task's files under ``root`` by split; a clear error if the folder or a file is missing."""
     files = dict(zip(("train", *task.eval_splits), ("train.tsv", *task.eval_files), strict=True))
     expected = ", ".join(f"{root}/{task.folder}/{f}" for f in files.values())
     if not root.is_dir():
-        raise FileNotFoundError(f"GLUE data folder {root} ({origin}) does not exist; expected a folder in the "
-                                f"original GLUE layout holding {expected}")
+        raise MissingFileError(f"GLUE data folder {root} ({origin}) does not exist; expected a folder in the "
+                               f"original GLUE layout holding {expected}")
     for fname in files.values():
         if not (root / task.folder / fname).is_file():
-            raise FileNotFoundError(f"missing {root / task.folder / fname} ({origin}); expected {expected} "
-                                    f"in the original GLUE layout")
-    return {split: datasets.Dataset.from_dict(_read_tsv(root / task.folder / fname, task), features=_features(task))
-            for split, fname in files.items()}
+            raise MissingFileError(f"missing {root / task.folder / fname} ({origin}); expected {expected} "
+                                   f"in the original GLUE layout")
+    return {split: root / task.folder / fname for split, fname in files.items()}
+
+
+def _load_local(task: GlueTask, root: Path, origin: str) -> dict[str, datasets.Dataset]:
+    return {split: datasets.Dataset.from_dict(_read_tsv(path, task), features=_features(task))
+            for split, path in _local_files(task, root, origin).items()}
+
+
+def check_local_data(task: str | GlueTask, data_dir: str | os.PathLike[str] | None = None) -> None:
+    """Before any training: the local GLUE files ``load_glue`` would read exist and are UTF-8 text.
+
+    Nothing to check when the data comes from the hub (no ``data_dir`` and no ``$SORALAB_GLUE_DIR``).
+    """
+    spec = get_task(task)
+    if data_dir is not None:
+        root, origin = Path(data_dir).expanduser(), "given as data_dir"
+    elif os.environ.get(ENV_VAR):
+        root, origin = Path(os.environ[ENV_VAR]).expanduser(), f"from ${ENV_VAR}"
+    else:
+        return
+    for path in _local_files(spec, root, origin).values():
+        check_text_file(path, "GLUE data file")
 
 
 def _load_hub(task: GlueTask) -> dict[str, datasets.Dataset]:
@@ -186,7 +224,7 @@ def _load_hub(task: GlueTask) -> dict[str, datasets.Dataset]:
         hub = datasets.load_dataset(HUB_ID, task.name)
     except Exception as err:  # any failure (offline, missing cache, auth) gets one actionable message
         reason = (f"{type(err).__name__}: {err}".splitlines() or [""])[0][:200]
-        raise RuntimeError(
+        raise DataUnavailableError(
             f"cannot load GLUE task {task.name!r}: no data_dir was given, {ENV_VAR} is not set, and loading "
             f"{HUB_ID!r} from the Hugging Face hub failed ({reason}). Fix: pass data_dir= or set {ENV_VAR} to a "
             f"folder in the original GLUE layout (e.g. <dir>/{task.folder}/train.tsv), or go online."
@@ -206,7 +244,7 @@ def _paper_splits(task: GlueTask, splits: dict[str, datasets.Dataset], seed: int
     train = splits["train"]
     if task.large:
         if len(train) <= PAPER_HOLDOUT:
-            raise ValueError(f"paper protocol for {task.name} holds out {PAPER_HOLDOUT} training rows, "
+            raise UsageError(f"paper protocol for {task.name} holds out {PAPER_HOLDOUT} training rows, "
                              f"but train has only {len(train)}")
         perm = _permutation(len(train), seed)
         out = {"train": train.select(perm[PAPER_HOLDOUT:]), "validation": train.select(perm[:PAPER_HOLDOUT])}
@@ -238,10 +276,10 @@ def load_glue(task: str | GlueTask, data_dir: str | os.PathLike[str] | None = No
     """
     spec = get_task(task)
     if split_protocol not in SPLIT_PROTOCOLS:
-        raise ValueError(f"unknown split_protocol {split_protocol!r}; use one of {', '.join(SPLIT_PROTOCOLS)}")
+        raise UsageError(f"unknown split_protocol {split_protocol!r}; use one of {', '.join(SPLIT_PROTOCOLS)}")
     for name, cap in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
-        if cap is not None and cap <= 0:
-            raise ValueError(f"{name} must be a positive integer or None, got {cap}")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0):
+            raise UsageError(f"{name} must be a positive integer or None, got {cap!r}")
     if data_dir is not None:
         splits = _load_local(spec, Path(data_dir).expanduser(), "given as data_dir")
     elif os.environ.get(ENV_VAR):
@@ -282,12 +320,29 @@ def tokenize(dataset_dict: Mapping[str, datasets.Dataset], tokenizer: Any, task:
 
 # ----------------------------------------------------------------------------------------------- metrics
 
+def _correlation(name: str, fn: Callable) -> Callable[[np.ndarray, np.ndarray], float]:
+    """A correlation that is NaN, with a warning saying why, when either side is constant.
+
+    A model that predicts one value for every example has no correlation with anything: the number is undefined,
+    and NaN is recorded rather than a made-up 0. ``run_glue`` never picks a NaN evaluation as the best one.
+    """
+
+    def metric(p: np.ndarray, r: np.ndarray) -> float:
+        if np.ptp(p) == 0 or np.ptp(r) == 0:
+            side = "predictions" if np.ptp(p) == 0 else "references"
+            warnings.warn(f"{name} is undefined (recorded as NaN): all {len(p)} {side} are equal", stacklevel=2)
+            return float("nan")
+        return fn(p, r)[0]
+
+    return metric
+
+
 _METRICS: dict[str, Callable[[np.ndarray, np.ndarray], Any]] = {
     "accuracy": lambda p, r: accuracy_score(r, p),
     "f1": lambda p, r: f1_score(r, p),  # binary, positive class 1 (equivalent / duplicate), as GLUE
     "matthews_correlation": lambda p, r: matthews_corrcoef(r, p),
-    "pearson": lambda p, r: pearsonr(p, r)[0],
-    "spearmanr": lambda p, r: spearmanr(p, r)[0],
+    "pearson": _correlation("pearson", pearsonr),
+    "spearmanr": _correlation("spearmanr", spearmanr),
 }
 
 

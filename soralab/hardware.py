@@ -1,8 +1,9 @@
 """Where a run trains and in which precision: detected from the machine, never assumed.
 
-``precision="auto"`` picks bf16 autocast on a CUDA GPU that supports it and on a CPU with native bf16 arithmetic
-(AVX512-BF16 or AMX): on this project's 2-core Xeon (AVX512-BF16) a whole MiniLM GLUE run took about 0.8 of the
-fp32 time with the same metrics within seed noise (``benchmarks/speed_results.md``). Everywhere else it is fp32.
+``precision="auto"`` picks bf16 autocast where bf16 is faster than fp32: on a CUDA GPU that supports it, and on a
+CPU with AMX tiles. A CPU with AVX512-BF16 alone is not enough: on this project's 2-core Xeon (AVX512-BF16, no AMX
+visible to torch) a MiniLM+LoRA train step under bf16 autocast took 1.85x the fp32 time (batch 32, 32-128 tokens;
+``benchmarks/speed_results.md``), so ``auto`` stays fp32 there. ``precision="bf16"`` or ``"fp32"`` forces either.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ def use_cpu(device: str = "auto") -> bool:
     return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
 
 
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX tiles); emulated bf16 is slower than fp32."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu, present since torch 2.2
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+def cpu_bf16_is_fast() -> bool:
+    """True when the CPU has AMX tiles, whose bf16 matrix products beat fp32 (torch.cpu, present since torch 2.2)."""
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def resolve_precision(precision: str = "auto", device: str = "auto") -> str:
-    """``"auto"`` -> ``"bf16"`` where the hardware runs it natively, else ``"fp32"``; explicit values are checked."""
+    """``"auto"`` -> ``"bf16"`` where it is faster than fp32, else ``"fp32"``; explicit values are checked."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     cpu = use_cpu(device)
@@ -37,5 +37,5 @@ def resolve_precision(precision: str = "auto", device: str = "auto") -> str:
     if precision != "auto":
         return precision
     if cpu:
-        return "bf16" if cpu_has_bf16() else "fp32"
+        return "bf16" if cpu_bf16_is_fast() else "fp32"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp32"

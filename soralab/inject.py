@@ -6,12 +6,14 @@ afterwards by module *type* (``adapter_modules``), never by parameter-name subst
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 from torch import nn
 
 from .config import LoRAConfig, NOLAConfig, SoRAConfig
-from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, LoRALinear, NOLALinear, SoRALinear
+from .errors import UsageError, WrongTypeError
+from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, LoRALinear, NOLALinear, SoRALinear, _in_out
 
 
 def _matches(name: str, patterns: list[str]) -> bool:
@@ -53,20 +55,20 @@ def inject(model: nn.Module, config: LoRAConfig) -> nn.Module:
     The model is changed in place and returned.
     """
     if any(True for _ in adapter_modules(model)):
-        raise ValueError("this model already has adapters; inject into a fresh model")
+        raise UsageError("this model already has adapters; inject into a fresh model")
     targets = [
         (n, m) for n, m in model.named_modules() if n and _matches(n, config.target_modules)
     ]
     if not targets:
         suffixes = sorted({n.rsplit(".", 1)[-1] for n in _linear_names(model)})
-        raise ValueError(
+        raise UsageError(
             f"no module matches target_modules={config.target_modules}. "
             f"Linear layers in this model end in: {suffixes}"
         )
     unsupported = [(n, type(m).__name__) for n, m in targets if not isinstance(m, SUPPORTED_BASE_TYPES)]
     if unsupported:
         n, t = unsupported[0]
-        raise TypeError(
+        raise WrongTypeError(
             f"target {n!r} is a {t}; soralab adapts only "
             f"{', '.join(t.__name__ for t in SUPPORTED_BASE_TYPES)} layers "
             f"({len(unsupported)} unsupported target(s) in all). Narrow target_modules."
@@ -74,9 +76,37 @@ def inject(model: nn.Module, config: LoRAConfig) -> nn.Module:
     names = [n for n, _ in model.named_modules() if n]
     missing = [p for p in config.modules_to_save if not any(_matches(n, [p]) for n in names)]
     if missing:
-        raise ValueError(f"modules_to_save {missing} match no module of this model")
+        raise UsageError(f"modules_to_save {missing} match no module of this model")
+    check_no_overlap([n for n, _ in targets], [n for n in names if _matches(n, config.modules_to_save)])
+    warn_rank_above_width(targets, config.r)
 
     return install(model, {name: make_adapter(base, config, name) for name, base in targets}, config)
+
+
+def check_no_overlap(targets: list[str], saved: list[str], where: str = "") -> None:
+    """Refuse a module that is both adapted and saved whole (itself, or inside a saved module).
+
+    Its weights would be stored twice, once as the adapter's base layer and once as a saved module, and the
+    adapter could then neither be loaded into a fresh model nor exported (the two copies share memory).
+    """
+    clash = [(t, s) for t in targets for s in saved if t == s or t.startswith(s + ".")]
+    if clash:
+        t, s = clash[0]
+        inside = "" if t == s else f" (it is inside {s!r})"
+        raise UsageError(
+            f"{where}module {t!r} is matched by target_modules and also kept whole by modules_to_save{inside}; "
+            f"{len(clash)} module(s) in all. A module is either adapted or saved whole: take it out of one list")
+
+
+def warn_rank_above_width(targets: list[tuple[str, nn.Module]], r: int) -> None:
+    """Warn when r exceeds a layer's smaller dimension: the extra ranks cannot add anything (B A has rank
+    at most min(in, out)) and only cost parameters."""
+    narrow = [(n, min(_in_out(m))) for n, m in targets if r > min(_in_out(m))]
+    if narrow:
+        n, width = narrow[0]
+        warnings.warn(f"r={r} is larger than the smaller dimension of {len(narrow)} targeted layer(s) (e.g. {n!r}: "
+                      f"{width}); an update of such a layer has rank at most {width}, so the extra ranks only add "
+                      f"parameters", stacklevel=3)
 
 
 def install(model: nn.Module, layers: dict[str, AdapterLayer], config: LoRAConfig) -> nn.Module:

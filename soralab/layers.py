@@ -11,6 +11,7 @@ Nothing here merges or changes weights on ``train()`` / ``eval()``: merging is t
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import torch
@@ -42,6 +43,10 @@ class AdapterLayer(nn.Module):
 
     def __init__(self, base_layer: nn.Module, r: int, lora_alpha: float, lora_dropout: float = 0.0):
         super().__init__()
+        if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
+            raise ValueError(f"r must be a positive integer, got {r!r}")
+        if not 0 < lora_alpha < math.inf:  # also refuses NaN
+            raise ValueError(f"lora_alpha must be > 0 and finite, got {lora_alpha!r}")
         self.in_features, self.out_features = _in_out(base_layer)
         self.base_layer = base_layer
         for p in base_layer.parameters():

@@ -12,9 +12,11 @@ from torch import nn
 from transformers import TrainerCallback
 
 from .config import LoRAConfig, NOLAConfig, SoRAConfig
+from .errors import UsageError
 from .inject import adapter_modules, inject
 from .layers import SoRALinear
 from .prune import gate_report
+from .optim import GATES
 from .sparsity import KeepSchedule
 
 METHODS = ("full", "bitfit", "lora", "peft-lora", "adalora", "sora", "nola")
@@ -22,7 +24,7 @@ METHODS = ("full", "bitfit", "lora", "peft-lora", "adalora", "sora", "nola")
 
 def check_method(method: str) -> str:
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     return method
 
 
@@ -63,7 +65,7 @@ def prepare(model: nn.Module, method: str, *, r: int, lora_alpha: float, lora_dr
     # AdaLoRA: start at 1.5 r and prune to an average of r, as in the AdaLoRA paper's GLUE setup
     # (initial warm-up 10% of steps, final fine-tuning 20%, reallocation every 1% of steps).
     if total_steps < 10:
-        raise ValueError(f"adalora needs at least 10 training steps to schedule its budget, got {total_steps}")
+        raise UsageError(f"adalora needs at least 10 training steps to schedule its budget, got {total_steps}")
     config = AdaLoraConfig(init_r=max(r * 3 // 2, r + 1), target_r=r, tinit=total_steps // 10,
                            tfinal=total_steps // 5, deltaT=max(1, total_steps // 100), total_step=total_steps,
                            **common)
@@ -97,7 +99,7 @@ class AdaLoraCallback(TrainerCallback):
 
 
 class GateStatsCallback(TrainerCallback):
-    """Records, at every evaluation, the active rank and the adapter size after pruning."""
+    """Records, at every evaluation, the active rank, the adapter size after pruning and the gates' xi."""
 
     def __init__(self) -> None:
         self.history: list[dict] = []
@@ -107,8 +109,11 @@ class GateStatsCallback(TrainerCallback):
             return
         report = gate_report(model)
         if not self.history or self.history[-1]["step"] != state.global_step:
+            optimizer = kwargs.get("optimizer")
+            xi = [g["xi"] for g in getattr(optimizer, "param_groups", []) if g.get("name") == GATES]
             self.history.append({"step": state.global_step, "active_rank": report.active_rank,
-                                 "r_max": report.r_max, "params_after_prune": report.params_after_prune})
+                                 "r_max": report.r_max, "params_after_prune": report.params_after_prune,
+                                 "xi": xi[0] if xi else None})
 
 
 class KeepCallback(TrainerCallback):

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import UsageError
+
 DEFAULT_MODEL = "minilm"
 
 # Typical target module names per architecture (the six linear layers of a block).
@@ -60,7 +62,7 @@ def load_classifier(name_or_path: str = DEFAULT_MODEL, num_labels: int = 2, **kw
 def model_family(model: nn.Module) -> str:
     family = getattr(getattr(model, "config", None), "model_type", None)
     if family not in TARGETS:
-        raise ValueError(f"no default targets for model type {family!r}; pass target_modules explicitly "
+        raise UsageError(f"no default targets for model type {family!r}; pass target_modules explicitly "
                          f"(known types: {sorted(TARGETS)})")
     return family
 

@@ -13,6 +13,8 @@ extra loss term ``lambda * mean|g|``). Their randn gate initialisation is sorala
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -21,11 +23,18 @@ from .inject import adapter_modules
 from .layers import SoRALinear
 
 PROX_MODES = ("paper", "official")
+GATES = "gates"  # the name of the parameter group that holds the gates (``param_groups``); only it may have xi > 0
+
+
+def _check_strength(name: str, value: float) -> None:
+    """A penalty strength or learning rate: a finite number >= 0 (NaN would pass a plain ``< 0`` test)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
 
 
 def soft_threshold(x: torch.Tensor, t: float) -> torch.Tensor:
     """The proximal operator of ``t * |x|_1``: shrink towards 0 by ``t``, exactly 0 inside [-t, t]."""
-    if t < 0:
+    if not t >= 0:  # also refuses NaN
         raise ValueError(f"threshold t must be >= 0, got {t}")
     return torch.sign(x) * torch.clamp(x.abs() - t, min=0)
 
@@ -51,23 +60,48 @@ class ProximalAdamW(torch.optim.AdamW):
     parameters, ``lambda * sign(p) / n``, before the AdamW step: the same update as adding ``gate_l1`` times
     lambda to the loss, as the authors' code does, except that it lands after the Trainer clips gradients.
     With ``xi = 0`` and ``l1_loss = 0`` everywhere this is ``torch.optim.AdamW``, bit for bit.
+
+    Where ``xi`` applies, so that no setting is silently ignored or lands on the wrong parameters:
+
+    * Only the group named ``"gates"`` (``param_groups`` builds it from the model's ``SoRALinear`` gates) may have
+      ``xi > 0`` or ``l1_loss > 0``. On any other group the threshold would zero entries of A, B or the head; such
+      a group is refused. (The optimiser cannot see the model: a hand-built group named "gates" is trusted.)
+    * The constructor's ``xi`` is the default for a gates group that sets none: ``param_groups(model, lr)`` leaves
+      it unset, so ``ProximalAdamW(param_groups(model, lr), lr, xi=1.0)`` works. If a gates group sets its own xi
+      and the constructor is given a different one, one of them would be ignored: refused.
+    * A constructor ``xi > 0`` with no gates group to act on would do nothing: refused.
     """
 
-    def __init__(self, params, lr: float = 1e-3, *, xi: float = 0.0, prox: str = "paper", **adamw_kwargs):
+    def __init__(self, params, lr: float = 1e-3, *, xi: float | None = None, prox: str = "paper", **adamw_kwargs):
         if prox not in PROX_MODES:
             raise ValueError(f"prox must be one of {PROX_MODES}, got {prox!r}")
-        if xi < 0:
-            raise ValueError(f"xi must be >= 0, got {xi}")
+        if xi is not None:
+            _check_strength("xi", xi)
         self.prox = prox
-        self._default_xi = float(xi)
+        self._given_xi = xi
+        self._default_xi = float(xi or 0.0)
         super().__init__(params, lr=lr, **adamw_kwargs)
+        if self._default_xi > 0 and not any(g.get("name") == GATES for g in self.param_groups):
+            raise ValueError(f"xi={xi} acts only on a parameter group named {GATES!r} (the SoRA gates), and this "
+                             f"optimiser has none; build the groups with soralab.param_groups(model, lr), which puts "
+                             f"the gates in a group of their own")
 
     def add_param_group(self, param_group: dict) -> None:
-        param_group.setdefault("xi", getattr(self, "_default_xi", 0.0))
+        name = param_group.get("name")
+        given = getattr(self, "_given_xi", None)
+        if name == GATES and given is not None and "xi" in param_group and param_group["xi"] != given:
+            raise ValueError(f"ProximalAdamW(xi={given}) conflicts with xi={param_group['xi']} set on the gates group; "
+                             f"give xi in one place (soralab.param_groups(model, lr) without xi leaves it to the "
+                             f"optimiser)")
+        param_group.setdefault("xi", getattr(self, "_default_xi", 0.0) if name == GATES else 0.0)
         param_group.setdefault("l1_loss", 0.0)
         for key in ("xi", "l1_loss"):
-            if param_group[key] < 0:
-                raise ValueError(f"{key} must be >= 0, got {param_group[key]}")
+            _check_strength(key, param_group[key])
+            if param_group[key] > 0 and name != GATES:
+                raise ValueError(
+                    f"{key}={param_group[key]} is set on parameter group {name or len(self.param_groups)!r}, which is "
+                    f"not the {GATES!r} group: it would shrink weights that are not SoRA gates. Build the groups with "
+                    f"soralab.param_groups(model, lr, xi=...), which puts the gates in a group named {GATES!r}")
         super().add_param_group(param_group)
 
     def threshold(self, group: dict) -> float:
@@ -129,17 +163,21 @@ def _no_decay_ids(model: nn.Module) -> set[int]:
 
 
 def param_groups(
-    model: nn.Module, lr: float, weight_decay: float = 0.0, xi: float = 0.0, gate_lr: float | None = None,
+    model: nn.Module, lr: float, weight_decay: float = 0.0, xi: float | None = None, gate_lr: float | None = None,
     l1_loss: float = 0.0,
 ) -> list[dict]:
     """Optimizer groups: decayed weights, undecayed biases/norms, and gates (no decay, ``xi``, ``l1_loss``).
 
-    Only trainable parameters are included; empty groups are dropped.
+    Only trainable parameters are included; empty groups are dropped. ``xi=None`` leaves the gates group's xi
+    to ``ProximalAdamW(..., xi=...)``; a model without gates refuses ``xi > 0``, which would do nothing.
     """
-    for name, value in (("xi", xi), ("l1_loss", l1_loss)):
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
+    for name, value in (("lr", lr), ("weight_decay", weight_decay), ("l1_loss", l1_loss),
+                        ("xi", 0.0 if xi is None else xi), ("gate_lr", lr if gate_lr is None else gate_lr)):
+        _check_strength(name, value)
     gates = {id(p) for p in gate_parameters(model)}
+    if not gates and xi:  # (l1_loss, like GlueConfig's other SoRA-only options, has nothing to act on: no group)
+        raise ValueError(f"xi={xi} acts on SoRA gates, and this model has none (inject a SoRAConfig); "
+                         f"use xi=0 or None for LoRA and the other methods")
     no_decay = _no_decay_ids(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
     groups = [
@@ -148,8 +186,10 @@ def param_groups(
         {"params": [p for p in trainable if id(p) in no_decay and id(p) not in gates], "weight_decay": 0.0,
          "lr": lr, "xi": 0.0, "name": "no_decay"},
         {"params": [p for p in trainable if id(p) in gates], "weight_decay": 0.0,
-         "lr": lr if gate_lr is None else gate_lr, "xi": xi, "l1_loss": l1_loss, "name": "gates"},
+         "lr": lr if gate_lr is None else gate_lr, "l1_loss": l1_loss, "name": GATES},
     ]
+    if xi is not None:
+        groups[-1]["xi"] = xi
     return [g for g in groups if g["params"]]
 
 
@@ -174,7 +214,7 @@ def xi_values(start: float, end: float, n: int, kind: str = "linear") -> list[fl
         raise ValueError(f"kind must be one of {XI_SCHEDULES}, got {kind!r}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    if start < 0 or end < 0:
+    if not (0 <= start < math.inf and 0 <= end < math.inf):  # also refuses NaN
         raise ValueError(f"xi values must be >= 0, got start={start}, end={end}")
     if kind == "linear":
         v = np.linspace(start, end, n)

@@ -14,6 +14,8 @@ import platform
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .errors import UsageError
+
 PROFILE_ENV = "SORALAB_PROFILE"
 SUMMARY_ENV = "SORALAB_SUMMARY"  # set by the suite runner: where record() writes a notebook's key numbers
 
@@ -58,7 +60,7 @@ def profile(name: str | None = None, **overrides) -> Profile:
     """The profile named ``name``, else ``$SORALAB_PROFILE``, else ``classroom``; ``overrides`` replace fields."""
     name = name or os.environ.get(PROFILE_ENV) or "classroom"
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r} (from {PROFILE_ENV} or the notebook's parameters); "
+        raise UsageError(f"unknown profile {name!r} (from {PROFILE_ENV} or the notebook's parameters); "
                          f"choose one of {', '.join(PROFILES)}")
     return replace(PROFILES[name], **overrides)
 

@@ -5,13 +5,32 @@ All three are explicit calls; nothing here runs on ``train()`` / ``eval()``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .errors import NonFiniteError
 from .inject import adapter_modules, replace_module
 from .layers import AdapterLayer, LoRALinear, SoRALinear
+
+
+def check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:
+    """Refuse NaN or infinity in any floating-point tensor of ``tensors``, naming ``what`` and the tensor.
+
+    A non-zero NaN gate would count as an active rank, survive ``prune`` and be written into every file.
+    """
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise NonFiniteError(f"{what}: {len(bad)} tensor(s) hold NaN or infinity, first {bad[0]!r}; the model has "
+                             f"diverged (try a lower learning rate or xi) or the values were corrupted")
+
+
+def adapter_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every adapter layer's own parameters, by full name (what ``gate_report``, ``prune`` and ``merge`` use)."""
+    return {f"{name}.{attr}": p.detach() for name, m in adapter_modules(model)
+            for attr, p in m.named_parameters(recurse=False)}
 
 
 def adapter_param_count(module: AdapterLayer) -> int:
@@ -77,6 +96,7 @@ class GateReport:
 
 def gate_report(model: nn.Module) -> GateReport:
     """A row per adapter module: name, r_max, active rank, params now and after pruning."""
+    check_finite(adapter_tensors(model), "gate_report")
     rows = [
         GateRow(name, type(m).__name__, m.r, _rank_of(m), adapter_param_count(m), pruned_param_count(m))
         for name, m in adapter_modules(model)
@@ -91,8 +111,10 @@ def prune(model: nn.Module) -> nn.Module:
     """Every ``SoRALinear`` becomes a ``LoRALinear`` of its active rank, gate folded into B.
 
     A module with no active rank becomes its frozen base layer again. Outputs are unchanged
-    (up to floating-point rounding). In place; returns the model.
+    (up to floating-point rounding). In place; returns the model. NaN or infinity anywhere in the adapters is
+    refused before anything changes.
     """
+    check_finite(adapter_tensors(model), "prune")
     for name, m in list(adapter_modules(model, SoRALinear)):
         keep = torch.nonzero(m.gate).flatten()
         if keep.numel() == 0:
@@ -110,6 +132,7 @@ def prune(model: nn.Module) -> nn.Module:
 @torch.no_grad()
 def merge(model: nn.Module) -> nn.Module:
     """Fold every adapter into its base weight and put the original layer back. In place."""
+    check_finite(adapter_tensors(model), "merge")
     for name, m in list(adapter_modules(model)):
         base = m.base_layer
         delta = m.delta_weight().to(base.weight.dtype)

@@ -9,7 +9,6 @@ examples) and *generalization* (the score on the validation split), also normali
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from .io import atomic_write_text
 from .optim import xi_values
 from .prune import gate_report
+from .results import dumps
 from .train import GlueConfig, make_trainer, setup
 
 SPARSIFY_NAME = "sparsify.json"
@@ -55,7 +55,7 @@ def sparsify(task: str, *, xi_start: float, xi_end: float, n_stages: int, schedu
              output_dir: str | Path | None = None, progress: bool = True, **kwargs) -> SparsifyResult:
     """Run Algorithm 1 for SoRA on ``task``; ``kwargs`` are ``GlueConfig`` options (model, data, lr, r, ...)."""
     xis = xi_values(xi_start, xi_end, n_stages, schedule)
-    config = GlueConfig(task=task, method="sora", **kwargs)
+    config = GlueConfig(task=task, method="sora", **{"xi": 0.0, **kwargs})  # each stage sets its own xi, not keep
     start = time.perf_counter()
     p = setup(config)
     train = p.data["train"]
@@ -81,6 +81,6 @@ def sparsify(task: str, *, xi_start: float, xi_end: float, n_stages: int, schedu
         result.stages.append(stage)
     result.wall_time_s = time.perf_counter() - start
     if output_dir is not None:
-        atomic_write_text(Path(output_dir) / SPARSIFY_NAME, json.dumps(asdict(result), indent=2))
+        atomic_write_text(Path(output_dir) / SPARSIFY_NAME, dumps(asdict(result)))  # NaN as null
     result.model = p.model
     return result

@@ -1,24 +1,26 @@
 """SoRA's strength as a target: the share of ranks to keep, reached by steering xi during training.
 
-A constant ``xi`` means different sparsity at different budgets: with ``t = lr * xi`` per step and Adam moving a
-gate by at most about ``lr`` per step, whether a gate dies depends on how many steps there are, the lr schedule and
-the gate's starting size. ``KeepSchedule`` instead fixes the outcome, the fraction of gate entries still non-zero,
-and lets the proximal step decide *which* ranks go (the allocation across layers stays SoRA's own):
+A constant ``xi`` means different sparsity at different budgets: with the threshold ``t = lr * xi`` per step and
+Adam moving a gate by at most about its learning rate per step, whether a gate dies depends on how many steps
+there are, the learning-rate schedule and the gate's size. ``KeepSchedule`` fixes the outcome instead, the share of
+gate entries still non-zero, and leaves *which* ranks go to the proximal step (the allocation across layers and
+modules stays SoRA's own):
 
-* before ``start`` (a fraction of the run) ``xi = 0``: gates, A and B learn freely;
+* before ``start`` (a share of the run) ``xi = 0``: gates, A and B learn freely;
 * from ``start`` to ``end`` the target share of live ranks falls from 1 to ``keep`` on a cubic curve (fast first,
-  as AdaLoRA's budget schedule); after ``end`` it stays at ``keep``;
-* from ``start`` on, after every optimiser step, ``xi`` is multiplied by a constant factor (``decades`` powers of ten
-  over the ramp) while more ranks live than the target and none died in that step; it is held while gates are dying
-  (they die some steps after xi rises, so raising it further would overshoot), and divided by the factor while fewer
-  ranks live than the target (a dead gate revives only if its Adam step beats the threshold).
+  as AdaLoRA's budget schedule), and stays at ``keep`` after ``end``;
+* after every optimiser step ``xi`` is multiplied by a constant factor (``decades`` powers of ten over the ramp)
+  while more ranks live than the target and none died in that step; it is held while gates are dying (they die some
+  steps after xi rises, so raising it further would overshoot), and divided by the factor while fewer ranks live
+  than the target (a dead gate revives when its Adam step beats the threshold).
 
-Why xi needs no budget-dependent scale here: Adam moves a gate by at most about its learning rate per step, and
-the paper's threshold is that learning rate times xi, so xi compares the shrinkage with the gate's normalised
-gradient (about 1 for a gradient of constant sign, about 0 for noise): gates whose gradient is more noise than signal
-die first, at any budget, and xi stays of order 0.1 to 1. What does depend on the budget is how far a gate can travel:
-``gate_lr(total_steps)`` lets a gate move about its own initial size (1) over the ramp, so training, not the
-starting value, decides which gates reach zero. ``run_glue`` uses it when no ``gate_lr`` is given.
+Why this selects by training: with Adam a gate moves by about ``gate_lr * s`` per step, where ``s`` (at most about
+1) measures how consistently its gradient pushes one way, while the proximal step pulls it by ``gate_lr * xi``; so
+xi is a bar on ``s``, of order 0.1 to 1 at any budget, and the ranks whose gradients are mostly noise die first.
+For that to happen within the run a gate must be able to travel its own size (1 for ``gate_init="ones"``):
+``gate_lr(total_steps)`` gives it ``TRAVEL`` times that over the ramp, and ``run_glue`` uses it when ``keep`` is
+set and no ``gate_lr`` is given. (With the adapters' learning rate, a few hundred steps move a gate by about 0.1:
+only an xi far above 1, which kills every gate regardless of its gradient, could reach zero.)
 
 Call ``update(step)`` explicitly after ``optimizer.step()``; ``methods.KeepCallback`` does it in a Trainer.
 """
@@ -31,8 +33,8 @@ import torch
 
 from .optim import gate_parameters
 
-
-START, END = 0.1, 0.7  # the ramp, as fractions of the run
+START, END = 0.1, 0.7  # the ramp, as shares of the run
+TRAVEL = 5.0  # how far (in gate sizes) a gate can move over the ramp at gate_lr(total_steps)
 
 
 def ramp_steps(total_steps: int, start: float = START, end: float = END) -> float:
@@ -40,17 +42,17 @@ def ramp_steps(total_steps: int, start: float = START, end: float = END) -> floa
 
 
 def gate_lr(total_steps: int, start: float = START, end: float = END) -> float:
-    """A gate learning rate that lets a gate travel about 1 (a fresh gate's size) over the ramp."""
-    return 1.0 / ramp_steps(total_steps, start, end)
+    """The gates' learning rate for a run of ``total_steps``: a gate can travel ``TRAVEL`` over the ramp."""
+    return TRAVEL / ramp_steps(total_steps, start, end)
 
 
 class KeepSchedule:
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, keep: float, total_steps: int, *,
                  start: float = START, end: float = END, xi_start: float = 0.1, decades: float = 2.0):
         if not 0.0 < keep <= 1.0:
-            raise ValueError(f"keep must be a fraction of ranks in (0, 1], got {keep!r}")
+            raise ValueError(f"keep must be a share of ranks in (0, 1], got {keep!r}")
         if not 0.0 <= start < end <= 1.0:
-            raise ValueError(f"need 0 <= start < end <= 1 (fractions of the run), got start={start}, end={end}")
+            raise ValueError(f"need 0 <= start < end <= 1 (shares of the run), got start={start}, end={end}")
         if total_steps < 1:
             raise ValueError(f"total_steps must be >= 1, got {total_steps}")
         if not xi_start > 0 or not decades > 0:
@@ -59,16 +61,15 @@ class KeepSchedule:
         if not self.gates:
             raise ValueError("KeepSchedule needs a model with SoRA gates; none found")
         self.optimizer = optimizer
-        groups = self.groups
         ids = {id(g) for g in self.gates}
+        groups = self.groups
         stray = [g.get("name", "?") for g in groups if any(id(p) not in ids for p in g["params"])]
         if stray or sum(len(g["params"]) for g in groups) != len(self.gates):
             raise ValueError("the optimiser must hold every gate, in groups of gates only (soralab.param_groups "
                              f"does this); groups mixing gates with other parameters: {stray}")
         self.keep, self.total_steps, self.start, self.end = keep, total_steps, start, end
         self.xi_start = xi_start
-        self.ramp_steps = ramp_steps(total_steps, start, end)
-        self.factor = math.exp(decades * math.log(10) / self.ramp_steps)
+        self.factor = math.exp(decades * math.log(10) / ramp_steps(total_steps, start, end))
         self.r_total = sum(g.numel() for g in self.gates)
         self._last_live = 1.0
         self._set_xi(0.0)

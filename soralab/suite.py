@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+from .errors import MissingFileError
 from .io import atomic_write_text
 from .profiles import PROFILE_ENV, SUMMARY_ENV, profile
 
@@ -28,7 +29,7 @@ def run_suite(profile_name: str, output_dir: str | Path | None = None, only: lis
     if only:
         books = [b for b in books if any(b.name.startswith(o) for o in only)]
     if not books:
-        raise FileNotFoundError(f"no notebooks matching {only or '*'} in {notebooks_dir}")
+        raise MissingFileError(f"no notebooks matching {only or '*'} in {notebooks_dir}")
     out = Path(output_dir or f"runs/notebooks/{profile_name}")
     out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -10,23 +10,31 @@ import csv
 import io
 import itertools
 import json
+import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
+from .errors import MissingFileError, UsageError
 from .io import atomic_write_text
-from .train import RESULT_NAME, GlueResult, run_glue
+from .train import RESULT_NAME, GlueConfig, GlueResult, run_glue
+from .validate import check_output_dir, check_run, field_kind, parse_option, user_input
 
 # Options that only mean something for one method; a grid over them does not multiply the other methods' runs.
-METHOD_ONLY = {"xi": "sora", "gate_lr": "sora", "prox": "sora", "gate_init": "sora", "gate_l1_loss": "sora",
-               "num_basis": "nola"}
+METHOD_ONLY = {"xi": "sora", "keep": "sora", "gate_lr": "sora", "prox": "sora", "gate_init": "sora",
+               "gate_l1_loss": "sora", "num_basis": "nola"}
 REFERENCES = Path(__file__).resolve().parents[1] / "data" / "reference_glue.csv"
+SWEEP_SETS = {"task": "--tasks", "method": "--methods", "seed": "--seeds"}  # options the sweep sets per run
 
 
 def _setting_name(setting: dict) -> str:
-    return "_".join(f"{k}={v}" for k, v in sorted(setting.items())) or "default"
+    def text(v):
+        return "+".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+    return "_".join(f"{k}={text(v)}" for k, v in sorted(setting.items())) or "default"
 
 
 def plan(tasks: list[str], methods: list[str], seeds: list[int], grid: dict[str, list] | None = None) -> list[dict]:
@@ -46,24 +54,69 @@ def plan(tasks: list[str], methods: list[str], seeds: list[int], grid: dict[str,
 
 def sweep(tasks: list[str], methods: list[str], seeds: list[int], output_dir: str | Path,
           grid: dict[str, list] | None = None, progress: bool = True, **common) -> list[Path]:
-    """Run the grid; ``common`` are ``GlueConfig`` options shared by every run. Returns the result files."""
+    """Run the grid; ``common`` are ``GlueConfig`` options shared by every run. Returns the result files.
+
+    Every run's options, model and data files are checked before the first run starts.
+    """
     root = Path(output_dir)
     paths = []
     runs = plan(tasks, methods, seeds, grid)
+    check_sweep(runs, root, grid or {}, common)
     for run in tqdm(runs, desc="sweep", disable=not progress):
         folder = root / run["task"] / run["method"] / _setting_name(run["setting"]) / f"seed{run['seed']}"
         run_glue(run["task"], run["method"], seed=run["seed"], output_dir=folder, progress=False,
-                 **{**common, **run["setting"]})
+                 **_options(run, common))
         paths.append(folder / RESULT_NAME)
     return paths
 
 
+def _options(run: dict, common: dict) -> dict:
+    """A run's options: the shared ones its method uses (``--set xi=1`` reaches only SoRA), then its setting."""
+    shared = {k: v for k, v in common.items() if METHOD_ONLY.get(k, run["method"]) == run["method"]}
+    return {**shared, **run["setting"]}
+
+
+def check_sweep(runs: list[dict], root: Path, grid: dict[str, list], common: dict) -> None:
+    """Refuse, before anything trains: options the sweep sets itself or that do not exist, an output folder that
+    is a file, any run whose options are invalid, and missing model folders or GLUE files."""
+    for name in [*grid, *common]:
+        if name in SWEEP_SETS:
+            raise UsageError(f"{name} is set per run by the sweep; use {SWEEP_SETS[name]} instead of --set/--grid")
+        known = [f for f in GlueConfig.__dataclass_fields__ if f not in SWEEP_SETS]
+        if name not in known:
+            raise UsageError(f"unknown option {name!r} in the sweep's grid or --set; valid options: {', '.join(known)}")
+    if not runs:
+        raise UsageError("the sweep has no runs: give at least one task, method and seed")
+    check_output_dir(root)
+    for name, values in grid.items():  # also values no planned run uses (e.g. xi in a sweep without sora)
+        for value in values:
+            method = METHOD_ONLY.get(name, runs[0]["method"])
+            user_input(GlueConfig, task=runs[0]["task"], method=method,
+                       **{**_options({"method": method, "setting": {}}, common), name: value})
+    checked = set()
+    for run in runs:
+        config = user_input(GlueConfig, task=run["task"], method=run["method"], seed=run["seed"],
+                            **_options(run, common))
+        key = (config.task, config.model_name_or_path, config.data_dir)
+        if key not in checked:
+            checked.add(key)
+            check_run(config)
+
+
 def _fmt(values: list[float]) -> str:
-    if not values:
-        return ""
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+    """Mean ± std over seeds; degenerate runs (score NaN, see ``soralab.results``) are left out and counted."""
+    good = [v for v in values if not math.isnan(v)]
+    note = f" ({len(values) - len(good)} of {len(values)} degenerate)" if len(good) < len(values) else ""
+    if not good:
+        return "degenerate (NaN)" if values else ""
+    if len(good) == 1:
+        return f"{good[0]:.2f}{note}"
+    return f"{statistics.mean(good):.2f} ± {statistics.stdev(good):.2f}{note}"
+
+
+def _mean_score(results: list[GlueResult]) -> float:
+    good = [r.score for r in results if not r.degenerate]
+    return statistics.mean(good) if good else math.nan
 
 
 def collect(output_dir: str | Path) -> list[GlueResult]:
@@ -75,7 +128,7 @@ def report(output_dir: str | Path, markdown: str | Path | None = None, csv_path:
     """Mean ± std over seeds per (method, setting) and task, with parameters and time; Markdown and CSV."""
     results = collect(output_dir)
     if not results:
-        raise FileNotFoundError(f"no {RESULT_NAME} under {output_dir}; run `soralab sweep` first")
+        raise MissingFileError(f"no {RESULT_NAME} under {output_dir}; run `soralab sweep` first")
     # A row's "setting" is whatever differs between runs of the same method on the same task, seed aside, so
     # options that differ only from task to task (e.g. a subset size per task) do not split a method's row.
     configs = defaultdict(list)
@@ -93,7 +146,7 @@ def report(output_dir: str | Path, markdown: str | Path | None = None, csv_path:
     header = ["method", "setting", "model", *tasks, "mean", "params after prune", "seeds", "time (s)"]
     rows = []
     for (method, setting, model), by_task in sorted(groups.items()):
-        means = [statistics.mean(r.score for r in by_task[t]) for t in tasks if by_task.get(t)]
+        means = [m for t in tasks if by_task.get(t) and not math.isnan(m := _mean_score(by_task[t]))]
         all_runs = [r for rs in by_task.values() for r in rs]
         rows.append([method, setting, Path(model).name, *(_fmt([r.score for r in by_task.get(t, [])]) for t in tasks),
                      f"{statistics.mean(means):.2f}" if len(means) == len(tasks) else "",
@@ -126,21 +179,34 @@ def reference_table(tasks: list[str]) -> str:
     return "\n".join(out)
 
 
+def _split(item: str, example: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise UsageError(f"options look like {example}, got {item!r}")
+    name, value = item.split("=", 1)
+    return name.strip(), value
+
+
 def parse_grid(items: list[str]) -> dict[str, list]:
-    """``["xi=1,3", "r=4,8"]`` -> ``{"xi": [1.0, 3.0], "r": [4, 8]}`` (numbers parsed, the rest kept as text)."""
+    """``["xi=1,3.5", "r=4,8"]`` -> ``{"xi": [1, 3.5], "r": [4, 8]}``: each value parsed by the type of the
+    ``GlueConfig`` field it sets (``soralab.validate.parse_option``); unknown names are refused.
+
+    Values are separated by commas; a list option joins its names with ``+`` (``target_modules=query+value,query``).
+    """
     grid = {}
     for item in items:
-        if "=" not in item:
-            raise ValueError(f"grid entries look like name=v1,v2 (e.g. xi=1,3), got {item!r}")
-        name, values = item.split("=", 1)
-        grid[name.strip()] = [_parse_value(v.strip()) for v in values.split(",")]
+        name, values = _split(item, "name=v1,v2 (e.g. xi=1,3)")
+        field = GlueConfig.__dataclass_fields__.get(name)
+        is_list = field is not None and field_kind(field)[0] == "list"
+        grid[name] = [parse_option(GlueConfig, name, v.replace("+", ",") if is_list else v) for v in values.split(",")]
     return grid
 
 
-def _parse_value(v: str) -> int | float | str:
-    for kind in (int, float):
-        try:
-            return kind(v)
-        except ValueError:
-            pass
-    return v
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["torch_compile=false", "target_modules=query,value"]`` ->
+    ``{"torch_compile": False, "target_modules": ["query", "value"]}``:
+    one value per option, parsed by the type of its ``GlueConfig`` field; unknown names are refused."""
+    options = {}
+    for item in items:
+        name, value = _split(item, "name=value (e.g. max_train_samples=1000)")
+        options[name] = parse_option(GlueConfig, name, value)
+    return options

@@ -3,15 +3,19 @@
 Keyword names follow HF's ``run_glue.py`` and ``TrainingArguments``. soralab's ``ProximalAdamW`` is
 passed through ``optimizers=`` for every method (with ``xi = 0`` it is exactly AdamW), so the methods
 differ only in what trains. Options left at ``None`` come from the task's and method's recipe
-(``soralab.recipes``); the saved configuration holds the values that ran and names those the recipe gave. The result is written atomically to ``<output_dir>/result.json``; a
-rerun with the same configuration and folder returns it instead of training again.
+(``soralab.recipes``); the saved configuration holds the values that ran and names those the recipe gave.
+The result is written atomically to ``<output_dir>/result.json``; a rerun with the same configuration and
+folder returns it instead of training again.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import shutil
+import tempfile
 import time
+import warnings
+import weakref
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,13 +23,16 @@ from typing import Any
 import torch
 
 from . import glue, sparsity
-from .hardware import DEVICES, resolve_precision, use_cpu
-from .io import atomic_write_text, save_adapter
+from .errors import UsageError
+from .hardware import resolve_precision, use_cpu
+from .io import CONFIG_NAME, atomic_write_text, save_adapter
 from .methods import AdaLoraCallback, GateStatsCallback, KeepCallback, active_ranks, check_method, prepare
 from .models import DEFAULT_MODEL, HEADS, TARGETS, load_classifier, model_family
 from .optim import PROX_MODES, ProximalAdamW, param_groups
 from .prune import gate_report, prune
 from .recipes import RECIPE_FIELDS, recipe
+from .results import CorruptResultError, dumps, read_result, select_best
+from .validate import check_options, check_run
 
 RESULT_NAME = "result.json"
 
@@ -71,13 +78,14 @@ class GlueConfig:
     xi: float | None = _opt(None, "SoRA: a constant L1 strength instead of keep (threshold lr * xi per step)")
     gate_init: str | None = _opt(None, f"SoRA: initial gates, ones or randn; {RECIPE}")
     gate_lr: float | None = _opt(None, "SoRA: learning rate of the gates (None: with keep, soralab.sparsity.gate_lr "
-                                        "of the run's steps; with xi, learning_rate)")
+                                       "of the run's steps; with xi, learning_rate)")
     prox: str = _opt("paper", "SoRA: paper (threshold lr * xi) or official (the authors' constant xi and their "
                               "in-place steps)")
     gate_l1_loss: float = _opt(0.0, "SoRA: the authors' extra loss term lambda * mean|g| (the paper has none)")
     num_basis: int = _opt(64, "NOLA: random basis matrices for A and for B")
     evals_per_epoch: int = _opt(1, "evaluations per epoch (the best one is reported)")
-    precision: str = _opt("auto", "auto (bf16 where the CPU or GPU computes it natively, else fp32), fp32, bf16, "
+    precision: str = _opt("auto", "auto (bf16 where it is faster: a GPU that supports it, a CPU with AMX; else "
+                                  "fp32), fp32, bf16, "
                                   "fp16 (GPU only)")
     torch_compile: bool = _opt(False, "compile the model with torch.compile before training")
     device: str = _opt("auto", "auto, cpu or cuda")
@@ -85,20 +93,14 @@ class GlueConfig:
 
     def __post_init__(self) -> None:
         if self.task is None:
-            raise ValueError("task is required, e.g. task='rte'")
+            raise UsageError("task is required, e.g. task='rte'")
+        check_options(self)  # types, finiteness and ranges of every option that is not None (soralab.validate)
         self.task = glue.get_task(self.task).name
         check_method(self.method)
         if self.split_protocol not in glue.SPLIT_PROTOCOLS:
             raise ValueError(f"split_protocol must be one of {glue.SPLIT_PROTOCOLS}, got {self.split_protocol!r}")
         if self.prox not in PROX_MODES:
             raise ValueError(f"prox must be one of {PROX_MODES}, got {self.prox!r}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        for name in ("xi", "gate_l1_loss"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.num_train_epochs is not None and self.num_train_epochs <= 0:
-            raise ValueError(f"num_train_epochs must be > 0, got {self.num_train_epochs}")
         self._fill_from_recipe()
         self.precision = resolve_precision(self.precision, self.device)
 
@@ -107,12 +109,10 @@ class GlueConfig:
         if self.method != "sora":
             for name in (*sora_only, "xi"):
                 if getattr(self, name) is not None:
-                    raise ValueError(f"{name} is a SoRA option; method {self.method!r} does not use it")
+                    raise UsageError(f"{name} is a SoRA option; method {self.method!r} does not use it")
         elif self.xi is not None and self.keep is not None:
-            raise ValueError(f"give SoRA's strength as keep (a share of ranks) or as xi (a constant), not both; "
+            raise UsageError(f"give SoRA's strength as keep (a share of ranks) or as xi (a constant), not both; "
                              f"got keep={self.keep}, xi={self.xi}")
-        if self.keep is not None and not 0 < self.keep <= 1:
-            raise ValueError(f"keep must be a share of ranks in (0, 1], got {self.keep}")
         if self.from_recipe is not None:  # a saved configuration: already filled
             return
         values, filled = recipe(self.task, self.method), []
@@ -152,27 +152,43 @@ class GlueResult:
     def from_json(cls, path: str | Path) -> GlueResult:
         """Read a saved result. Options added to ``GlueConfig`` after it was saved get their defaults, which is
         what that run used."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = read_result(path)  # names the file if it is truncated or not a result
         known = {f.name for f in fields(cls)}
         c = data["config"]
-        data["config"] = {**GlueConfig(task=c["task"], method=c["method"]).to_dict(), **c}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            data["config"] = {**GlueConfig(task=c.get("task"), method=c.get("method")).to_dict(), **c}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (TypeError, ValueError) as err:
+            raise CorruptResultError(f"{path} is not a soralab result of a known task and method ({err})") from None
+
+    @property
+    def degenerate(self) -> bool:
+        """No evaluation gave a number for the main metric (see ``soralab.results.select_best``): score is NaN."""
+        return math.isnan(self.score)
 
 
 def _eval_splits(data) -> dict:
     return {name: ds for name, ds in data.items() if name != "train"}
 
 
-def _reuse(output_dir: Path | None, config: GlueConfig) -> GlueResult | None:
+def _reuse(output_dir: Path | None, config: GlueConfig, save_model: bool = False) -> GlueResult | None:
     if output_dir is None or not (output_dir / RESULT_NAME).is_file():
         return None
-    old = GlueResult.from_json(output_dir / RESULT_NAME)
+    try:
+        old = GlueResult.from_json(output_dir / RESULT_NAME)
+    except CorruptResultError as err:  # e.g. truncated: redo the run, which replaces the file
+        warnings.warn(f"{err}; running it again", stacklevel=3)
+        return None
     new = config.to_dict()
     diff = {k: (old.config.get(k), new.get(k)) for k in sorted(set(old.config) | set(new))
             if old.config.get(k) != new.get(k) and k != "from_recipe"}  # where a value came from is no difference
     if diff:
-        raise ValueError(f"{output_dir} holds a result from a different configuration (saved vs now: {diff}); "
+        raise UsageError(f"{output_dir} holds a result from a different configuration (saved vs now: {diff}); "
                          f"use another output_dir, or delete {output_dir / RESULT_NAME} to rerun")
+    if save_model and not (output_dir / "adapter" / CONFIG_NAME).is_file():
+        warnings.warn(f"{output_dir / RESULT_NAME} is a finished run of this configuration, but no adapter was "
+                      f"saved with it; training again to save one (save_model=True)", stacklevel=3)
+        return None
     old.reused = True
     return old
 
@@ -258,12 +274,15 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
     total_steps = math.ceil(steps_per_epoch * epochs)
     gate_lr = c.gate_lr if c.gate_lr is not None or keep is None else sparsity.gate_lr(total_steps)
     optimizer = ProximalAdamW(optimizer_groups(p, xi, gate_lr), lr=c.learning_rate, prox=c.prox)
+    scratch = None if output_dir else tempfile.mkdtemp(prefix="soralab-trainer-")  # nothing left in the cwd
     args = TrainingArguments(
-        output_dir=str(output_dir / "trainer") if output_dir else "runs/_trainer",
+        output_dir=str(output_dir / "trainer") if output_dir else scratch,
         num_train_epochs=epochs, learning_rate=c.learning_rate,
         per_device_train_batch_size=c.per_device_train_batch_size,
         per_device_eval_batch_size=c.per_device_eval_batch_size, weight_decay=c.weight_decay,
         max_grad_norm=c.max_grad_norm,
+        # transformers 5 has no warmup_ratio; warmup_steps reads a float in [0, 1) as that fraction of the steps
+        # (a value >= 1 would be a step count, hence check_options keeps warmup_ratio in [0, 1))
         warmup_steps=c.warmup_ratio, lr_scheduler_type="linear", seed=c.seed,
         eval_strategy="steps" if evaluate else "no", eval_steps=eval_every, logging_steps=eval_every,
         save_strategy="no",
@@ -280,6 +299,8 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
                       compute_metrics=glue.metrics_fn(p.spec.name), optimizers=(optimizer, None), callbacks=callbacks)
     if not progress:  # no bars, and no log dicts printed in their place either
         trainer.remove_callback(PrinterCallback)
+    if scratch is not None:
+        weakref.finalize(trainer, shutil.rmtree, scratch, ignore_errors=True)
     return trainer
 
 
@@ -296,7 +317,8 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     """Fine-tune ``method`` on GLUE ``task`` and evaluate every epoch. See ``GlueConfig`` for the options."""
     config = GlueConfig(task=task, method=method, **kwargs)
     output_dir = Path(output_dir) if output_dir is not None else None
-    if (cached := _reuse(output_dir, config)) is not None:
+    check_run(config, output_dir, save_model)
+    if (cached := _reuse(output_dir, config, save_model)) is not None:
         return cached
     if progress:
         print(describe(config))
@@ -316,7 +338,7 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     history = _history(trainer.state.log_history, gates.history)
     select = "validation" if "validation" in p.data else "validation_matched"
     key = f"eval_{select}_{p.spec.main_metric}"
-    best = max(history, key=lambda row: row.get(key, float("-inf")))
+    best = select_best(history, key)  # never a NaN evaluation; all NaN: a degenerate run, score NaN
     result = GlueResult(config=config.to_dict(), history=history, best=best, final=history[-1],
                         main_metric=p.spec.main_metric, trainable_params=p.trainable_params,
                         params_after_prune=params_after_prune(p), active_ranks=active_ranks(p.model),
@@ -324,7 +346,7 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     if output_dir is not None and trainer.is_world_process_zero():
         if save_model and method in ("lora", "sora", "nola"):
             save_adapter(prune(p.model) if method == "sora" else p.model, output_dir / "adapter")
-        atomic_write_text(output_dir / RESULT_NAME, json.dumps(asdict(result), indent=2))
+        atomic_write_text(output_dir / RESULT_NAME, dumps(asdict(result)))  # NaN as null: valid JSON
     result.model = p.model  # for interactive use; not serialised
     return result
 
@@ -346,5 +368,5 @@ def _history(log_history: list[dict], gate_rows: list[dict]) -> list[dict]:
                         not k.endswith(("_runtime", "_samples_per_second", "_steps_per_second"))})
     for g in gate_rows:
         if g["step"] in rows:
-            rows[g["step"]].update(active_rank=g["active_rank"], params_after_prune=g["params_after_prune"])
+            rows[g["step"]].update(active_rank=g["active_rank"], params_after_prune=g["params_after_prune"], xi=g["xi"])
     return [rows[s] for s in sorted(rows)]

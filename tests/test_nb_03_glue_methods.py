@@ -13,10 +13,11 @@ from glue_fixtures import write_glue_fixture
 
 import soralab
 from soralab.glue import load_glue
-from soralab.methods import DEFAULT_LR, prepare
+from soralab.methods import prepare
 from soralab.models import HEADS, TARGETS, load_classifier, save_tiny_checkpoint
 from soralab.plots import plot_frontier, plot_history
 from soralab.profiles import profile
+from soralab.recipes import recipe
 from soralab.sweep import reference_table
 from soralab.train import run_glue
 
@@ -28,7 +29,7 @@ def sizing(n_rows: int, epochs: float, batch: int, min_batch: int = 16, gate_shr
     """The notebook's batch / steps / xi arithmetic (kept in step with notebooks/03 by hand)."""
     batch_size = min(max(batch, min_batch), int(n_rows * epochs // 10))
     steps = math.ceil(math.ceil(n_rows / batch_size) * epochs)
-    return batch_size, steps, gate_shrink / (steps * DEFAULT_LR["sora"] / 2)
+    return batch_size, steps, gate_shrink / (steps * recipe("sst2", "sora")["learning_rate"] / 2)
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +57,16 @@ def results(tiny):
     batch_size, steps, xi = sizing(40, 1, batch=4)
     assert (batch_size, steps) == (4, 10)
     return {m: run_glue("sst2", m, model_name_or_path=tiny["model"], data_dir=tiny["data"], max_seq_length=32,
-                        per_device_train_batch_size=batch_size, num_train_epochs=1, r=R, xi=xi, seed=1,
-                        progress=False) for m in ("lora", "sora")}
+                        per_device_train_batch_size=batch_size, num_train_epochs=1, r=R, seed=1, progress=False,
+                        **({"xi": xi} if m == "sora" else {})) for m in ("lora", "sora")}
 
 
 def test_sizing_gives_adalora_ten_steps_and_16_per_batch_in_classroom():
     smoke, classroom = profile("smoke"), profile("classroom")
     assert sizing(smoke.max_train_samples, smoke.epochs, smoke.batch_size)[:2] == (6, 11)  # >= 10 for AdaLoRA
     batch, steps, xi = sizing(min(classroom.max_train_samples, 512), classroom.epochs, classroom.batch_size)
-    assert (batch, steps) == (16, 64) and xi == pytest.approx(31.25)  # pull = 64 * (2e-3 / 2) * 31.25 = 2
+    lr = recipe("sst2", "sora")["learning_rate"]
+    assert (batch, steps) == (16, 64) and xi * 64 * lr / 2 == pytest.approx(2.0)  # the pull of notebook 03's default
 
 
 def test_full_trains_everything_and_the_others_fewer(counts):

@@ -8,14 +8,14 @@ import torch
 from glue_fixtures import write_glue_fixture
 
 import soralab
-from soralab.methods import DEFAULT_LR
 from soralab.models import save_tiny_checkpoint
 from soralab.optim import XI_SCHEDULES
 from soralab.plots import plot_sparsify
 from soralab.profiles import profile
+from soralab.recipes import recipe
 from soralab.scheduler import sparsify
 
-LR = DEFAULT_LR["sora"]
+LR = recipe("sst2", "sora")["learning_rate"]
 
 
 def xi_for(pull: float, steps: int) -> float:
@@ -46,7 +46,7 @@ def test_classroom_sizing_keeps_every_xi_above_three_on_short_stages():
 def _zeroed_gate_after(xi: float, grads: list[float], lr: float = 1e-2) -> float:
     """A gate already at 0, fresh ProximalAdamW (as each stage), the given gradients: where does it end?"""
     g = torch.nn.Parameter(torch.zeros(1))
-    opt = soralab.ProximalAdamW([{"params": [g], "weight_decay": 0.0, "xi": xi}], lr=lr)
+    opt = soralab.ProximalAdamW([{"params": [g], "weight_decay": 0.0, "xi": xi, "name": "gates"}], lr=lr)
     moved = 0.0
     for grad in grads:
         g.grad = torch.tensor([grad])

@@ -62,6 +62,8 @@ def test_suite_runs_notebooks_and_summarises(tmp_path):
         run_suite("smoke", tmp_path / "out3", only=["99"], notebooks_dir=books)
 
 
-def test_cli_rejects_unknown_profile():
+def test_cli_rejects_unknown_profile(capsys):
+    assert cli_main(["notebooks", "--profile", "huge"]) == 2  # a user's mistake: one line, no traceback
+    assert capsys.readouterr().err.startswith("soralab: error: unknown profile 'huge'")
     with pytest.raises(ValueError, match="unknown profile"):
-        cli_main(["notebooks", "--profile", "huge"])
+        profile("huge")

@@ -53,9 +53,9 @@ def test_a_saved_config_rebuilds_unchanged():
 
 def test_precision_is_detected_not_assumed(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "cpu_bf16_is_fast", lambda: True)
     assert hardware.resolve_precision("auto") == "bf16"
-    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_bf16_is_fast", lambda: False)
     assert hardware.resolve_precision("auto") == "fp32" and hardware.resolve_precision("bf16") == "bf16"
     with pytest.raises(ValueError, match="fp16.*needs a CUDA GPU"):
         hardware.resolve_precision("fp16", "cpu")

@@ -34,12 +34,12 @@ def _train(model, keep, steps, seed=0):
 
 
 @pytest.mark.parametrize("steps", [60, 600])
-@pytest.mark.parametrize("keep", [0.25, 0.5])
+@pytest.mark.parametrize("keep", [0.25, 0.5, 0.75])
 def test_reaches_the_share_to_keep_at_any_budget(keep, steps, one_thread):
     model = _model()
     schedule, xis = _train(model, keep, steps)
     live = schedule.live_fraction()
-    assert abs(live - keep) <= 0.125, (keep, steps, live)  # within 2 of the 16 ranks
+    assert abs(live - keep) <= 1 / 16, (keep, steps, live)  # within one of the 16 ranks
     assert xis[0] == 0.0 and max(xis) > 0  # free start, then a positive strength
     report = soralab.gate_report(model)
     assert report.active_rank == round(live * report.r_max)
@@ -61,6 +61,7 @@ def test_follows_the_optimiser_when_its_groups_are_replaced():
     s = KeepSchedule(model, opt, 0.5, 10, start=0.0)
     opt.load_state_dict(opt.state_dict())
     s.update(1)
+    s.update(2)
     gates = [g for g in opt.param_groups if g["name"] == "gates"]
     assert gates[0]["xi"] == s.xi > 0
 
@@ -68,6 +69,7 @@ def test_follows_the_optimiser_when_its_groups_are_replaced():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(keep=0.0), "keep must be"), (dict(keep=1.2), "keep must be"),
     (dict(keep=0.5, start=0.8, end=0.5), "start < end"), (dict(keep=0.5, total_steps=0), "total_steps"),
+    (dict(keep=0.5, decades=0.0), "decades must be > 0"),
 ])
 def test_bad_settings(kwargs, message):
     model = _model()
