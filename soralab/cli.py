@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(report(args.output_dir, markdown=args.markdown, csv_path=args.csv))
         return 0
-    opts = {f.name: getattr(args, f.name) for f in fields(GlueConfig)}
+    opts = {f.name: getattr(args, f.name) for f in fields(GlueConfig) if f.name != "from_recipe"}
     task, method = opts.pop("task"), opts.pop("method")
     user_input(GlueConfig, task=task, method=method, **opts)  # every option checked before anything loads
     result = run_glue(task, method, output_dir=args.output_dir, progress=not args.no_progress, **opts)

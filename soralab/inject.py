@@ -16,7 +16,8 @@ from .errors import UsageError, WrongTypeError
 from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, LoRALinear, NOLALinear, SoRALinear, _in_out
 
 
-def _matches(name: str, patterns: list[str]) -> bool:
+def matches(name: str, patterns: list[str]) -> bool:
+    """``name`` is one of ``patterns`` or ends with ``"." + pattern`` (PEFT's rule for target_modules)."""
     return any(name == p or name.endswith("." + p) for p in patterns)
 
 
@@ -57,7 +58,7 @@ def inject(model: nn.Module, config: LoRAConfig) -> nn.Module:
     if any(True for _ in adapter_modules(model)):
         raise UsageError("this model already has adapters; inject into a fresh model")
     targets = [
-        (n, m) for n, m in model.named_modules() if n and _matches(n, config.target_modules)
+        (n, m) for n, m in model.named_modules() if n and matches(n, config.target_modules)
     ]
     if not targets:
         suffixes = sorted({n.rsplit(".", 1)[-1] for n in _linear_names(model)})
@@ -74,10 +75,10 @@ def inject(model: nn.Module, config: LoRAConfig) -> nn.Module:
             f"({len(unsupported)} unsupported target(s) in all). Narrow target_modules."
         )
     names = [n for n, _ in model.named_modules() if n]
-    missing = [p for p in config.modules_to_save if not any(_matches(n, [p]) for n in names)]
+    missing = [p for p in config.modules_to_save if not any(matches(n, [p]) for n in names)]
     if missing:
         raise UsageError(f"modules_to_save {missing} match no module of this model")
-    check_no_overlap([n for n, _ in targets], [n for n in names if _matches(n, config.modules_to_save)])
+    check_no_overlap([n for n, _ in targets], [n for n in names if matches(n, config.modules_to_save)])
     warn_rank_above_width(targets, config.r)
 
     return install(model, {name: make_adapter(base, config, name) for name, base in targets}, config)
@@ -118,7 +119,7 @@ def install(model: nn.Module, layers: dict[str, AdapterLayer], config: LoRAConfi
         for p in layer.parameters(recurse=False):
             p.requires_grad_(True)
     for name, module in model.named_modules():
-        if name and _matches(name, config.modules_to_save):
+        if name and matches(name, config.modules_to_save):
             for p in module.parameters():
                 p.requires_grad_(True)
     model.soralab_config = config

@@ -23,7 +23,7 @@ from torch import nn
 
 from .config import LoRAConfig, NOLAConfig
 from .errors import MissingFileError, UsageError
-from .inject import _matches, adapter_config, adapter_modules, check_no_overlap, install
+from .inject import adapter_config, adapter_modules, check_no_overlap, install, matches
 from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, LoRALinear, NOLALinear, SoRALinear
 from .prune import check_finite
 
@@ -105,7 +105,7 @@ def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _saved_module_names(model: nn.Module, config: LoRAConfig) -> list[str]:
-    return [n for n, _ in model.named_modules() if n and _matches(n, config.modules_to_save)]
+    return [n for n, _ in model.named_modules() if n and matches(n, config.modules_to_save)]
 
 
 def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -13,10 +13,10 @@ from transformers import TrainerCallback
 
 from .config import LoRAConfig, NOLAConfig, SoRAConfig
 from .errors import UsageError
-from .inject import adapter_modules, inject
+from .inject import adapter_modules, inject, matches
 from .layers import SoRALinear
-from .prune import gate_report
 from .optim import GATES
+from .prune import gate_report
 from .sparsity import KeepSchedule
 
 METHODS = ("full", "bitfit", "lora", "peft-lora", "adalora", "sora", "nola")
@@ -29,9 +29,9 @@ def check_method(method: str) -> str:
 
 
 def _unfreeze(model: nn.Module, heads: list[str]) -> None:
-    for name in heads:
-        for p in model.get_submodule(name).parameters():
-            p.requires_grad_(True)
+    for name, module in model.named_modules():
+        if name and matches(name, heads):
+            module.requires_grad_(True)
 
 
 def prepare(model: nn.Module, method: str, *, r: int, lora_alpha: float, lora_dropout: float,

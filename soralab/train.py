@@ -23,8 +23,10 @@ from typing import Any
 import torch
 
 from . import glue, sparsity
+from .config import SoRAConfig
 from .errors import UsageError
 from .hardware import resolve_precision, use_cpu
+from .inject import matches
 from .io import CONFIG_NAME, atomic_write_text, save_adapter
 from .methods import AdaLoraCallback, GateStatsCallback, KeepCallback, active_ranks, check_method, prepare
 from .models import DEFAULT_MODEL, HEADS, TARGETS, load_classifier, model_family
@@ -116,8 +118,10 @@ class GlueConfig:
         if self.from_recipe is not None:  # a saved configuration: already filled
             return
         values, filled = recipe(self.task, self.method), []
+        if self.method == "sora" and self.xi is not None and self.gate_init is None:
+            self.gate_init = SoRAConfig.gate_init  # a constant xi is the paper's SoRA: the authors' randn gates
         for name in RECIPE_FIELDS:
-            if name in sora_only and (self.method != "sora" or (name == "keep" and self.xi is not None)):
+            if name in sora_only and (self.method != "sora" or self.xi is not None):
                 continue
             if getattr(self, name) is None and values[name] is not None:
                 setattr(self, name, values[name])
@@ -238,7 +242,7 @@ def head_parameters(model: torch.nn.Module, heads: list[str]) -> list[torch.nn.P
     inside a PEFT model this finds the trained copy of each module."""
     found = {}
     for name, module in model.named_modules():
-        if any(name == h or name.endswith("." + h) for h in heads):
+        if name and matches(name, heads):
             found.update({id(p): p for p in module.parameters() if p.requires_grad})
     return list(found.values())
 

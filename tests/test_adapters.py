@@ -52,7 +52,7 @@ def test_inject_every_architecture(arch, method, batch):
     torch.testing.assert_close(logits(model, batch), ref, rtol=0, atol=1e-6)
     # only adapters and the head train
     for name, p in model.named_parameters():
-        in_head = any(name.startswith(h + ".") for h in HEADS[arch])
+        in_head = any(f".{h}." in f".{name}" for h in HEADS[arch])
         in_adapter = any(name.startswith(n + ".") and "base_layer" not in name[len(n):] for n in layers)
         assert p.requires_grad == (in_head or in_adapter), name
     # the adapters do change outputs once non-zero, and the gradient reaches them

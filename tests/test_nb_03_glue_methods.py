@@ -75,7 +75,7 @@ def test_full_trains_everything_and_the_others_fewer(counts):
 
 
 def test_bitfit_trains_far_fewer_than_lora(counts):
-    assert 5 * counts["bitfit"] < counts["lora"]
+    assert 2 * counts["bitfit"] < counts["lora"]  # as in the notebook; the head (pooler + classifier) trains in both
 
 
 def test_run_glue_reports_the_prepared_counts(counts, results):

@@ -11,7 +11,7 @@ from glue_fixtures import write_glue_fixture
 import soralab
 from soralab.costs import count_stored, saved_tensors, stored_params
 from soralab.models import HEADS, TARGETS, save_tiny_checkpoint, tiny_model
-from soralab.train import run_glue
+from soralab.train import head_parameters, run_glue
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add contention
 
@@ -90,7 +90,7 @@ def test_frontier_runs_store_exactly_what_the_formulas_say(tiny, tmp_path):
         folder = soralab.save_adapter(res.model, tmp_path / n)
         stored[n], with_head[n] = stored_params(folder), stored_params(folder, head=True)
         assert stored[n] == count_stored(res.model)
-    head = sum(p.numel() for h in HEADS["bert"] for p in results["nola-4"].model.get_submodule(h).parameters())
+    head = sum(p.numel() for p in head_parameters(results["nola-4"].model, HEADS["bert"]))
     assert stored == {"nola-4": N_MODULES * 8, "lora-r1": IN_PLUS_OUT, "sora-r8": report.params_after_prune}
     assert report.params_after_prune < 8 * IN_PLUS_OUT  # below LoRA r=8: xi=200 gives threshold 1 per step
     assert all(with_head[n] - stored[n] == head for n in results)

@@ -10,6 +10,7 @@ from peft import PeftModel
 import soralab
 from soralab.io import CONFIG_NAME
 from soralab.models import HEADS, TARGETS, tiny_model
+from soralab.train import head_parameters
 
 
 def logits(model, batch):
@@ -31,9 +32,8 @@ def trained_sora(arch="bert", seed=0):
             m.gate.copy_(torch.randn(4, generator=g))
             m.gate[i % 4] = 0.0  # one dead rank per module...
         layers[0][1].gate.zero_()  # ...and a module with no active rank
-        for head in HEADS[arch]:  # a trained head differs from a fresh model's
-            for p in model.get_submodule(head).parameters():
-                p.add_(torch.randn(p.shape, generator=g))
+        for p in head_parameters(model, HEADS[arch]):  # a trained head differs from a fresh model's
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
     return model
 
 

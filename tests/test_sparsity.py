@@ -21,6 +21,7 @@ def _train(model, keep, steps, seed=0):
     y = x @ w
     opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-2, weight_decay=0.1, gate_lr=gate_lr(steps)),
                                 lr=1e-2)
+    decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / steps)  # the Trainer's linear decay
     schedule = KeepSchedule(model, opt, keep, steps)
     xis = []
     for step in range(1, steps + 1):
@@ -28,6 +29,7 @@ def _train(model, keep, steps, seed=0):
         loss = ((model(x[i]) - y[i]) ** 2).mean()
         loss.backward()
         opt.step()
+        decay.step()
         opt.zero_grad()
         xis.append(schedule.update(step))
     return schedule, xis
@@ -39,7 +41,7 @@ def test_reaches_the_share_to_keep_at_any_budget(keep, steps, one_thread):
     model = _model()
     schedule, xis = _train(model, keep, steps)
     live = schedule.live_fraction()
-    assert abs(live - keep) <= 1 / 16, (keep, steps, live)  # within one of the 16 ranks
+    assert abs(live - keep) <= 2 / 16, (keep, steps, live)  # within two of the 16 ranks
     assert xis[0] == 0.0 and max(xis) > 0  # free start, then a positive strength
     report = soralab.gate_report(model)
     assert report.active_rank == round(live * report.r_max)

@@ -27,8 +27,9 @@ def tiny(tmp_path_factory):
 
 @pytest.mark.parametrize("method", ["full", "bitfit", "lora", "peft-lora", "adalora", "sora", "nola"])
 def test_every_method_trains_and_reports(method, tiny, tmp_path):
+    strength = {"xi": 300.0} if method == "sora" else {}  # a constant xi, not the recipe's keep
     res = run_glue("sst2", method, model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=2,
-                   output_dir=tmp_path, xi=50.0, **FAST)
+                   output_dir=tmp_path, **strength, **FAST)
     assert len(res.history) == 2 and res.history[-1]["epoch"] == pytest.approx(2.0)
     assert 0.0 <= res.best["eval_validation_accuracy"] <= 1.0
     assert res.trainable_params > 0 and res.params_after_prune <= res.trainable_params
@@ -36,7 +37,7 @@ def test_every_method_trains_and_reports(method, tiny, tmp_path):
     assert saved["config"]["method"] == method and saved["history"] == res.history
     if method in ("lora", "peft-lora", "sora", "nola", "adalora"):
         assert len(res.active_ranks) == 12  # 2 blocks x 6 linear layers
-    if method == "sora":  # xi=50 with lr 2e-3: threshold 0.1 per step, so gates die
+    if method == "sora":  # 12 steps: the lr summed over the schedule is about 6 lr, times 300 pulls a gate by > 1
         assert res.params_after_prune < res.trainable_params
         assert "active_rank" in res.history[-1] and sum(res.active_ranks.values()) < 12 * 8
     if method == "adalora":  # update_and_allocate ran: ranks were reallocated from init_r = 12
@@ -198,9 +199,19 @@ def test_report_rows_are_methods_and_settings_not_per_task_sizes(tmp_path):
     assert "| 81.50 |" in rows[2]
 
 
+def test_keep_steers_sora_to_its_share_of_ranks(tiny):
+    """The recipe's default strength is a share of ranks to keep; xi follows from it during the run."""
+    res = run_glue("sst2", "sora", model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=6,
+                   keep=0.5, learning_rate=1e-2, **{**FAST, "per_device_train_batch_size": 4})
+    assert res.config["keep"] == 0.5 and res.config["xi"] is None
+    assert res.history[0]["xi"] > 0 and "xi" in res.history[-1]  # the schedule ran and is recorded
+    kept = sum(res.active_ranks.values()) / (8 * len(res.active_ranks))
+    assert 0.25 <= kept <= 0.75, (kept, res.history)
+
+
 def test_bf16_on_cpu(tiny):
     """Mixed precision goes through the Trainer's autocast; on CPU that is bf16 (fp16 needs a GPU)."""
     res = run_glue("sst2", "sora", model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1,
-                   bf16=True, device="cpu", **FAST)
-    assert res.config["bf16"] and len(res.history) == 1
+                   precision="bf16", device="cpu", **FAST)
+    assert res.config["precision"] == "bf16" and len(res.history) == 1
     assert all(p.dtype == torch.float32 for p in res.model.parameters())  # autocast, weights stay fp32
