@@ -57,15 +57,7 @@ def inject(model: nn.Module, config: LoRAConfig) -> nn.Module:
     """
     if any(True for _ in adapter_modules(model)):
         raise UsageError("this model already has adapters; inject into a fresh model")
-    targets = [
-        (n, m) for n, m in model.named_modules() if n and matches(n, config.target_modules)
-    ]
-    if not targets:
-        suffixes = sorted({n.rsplit(".", 1)[-1] for n in _linear_names(model)})
-        raise UsageError(
-            f"no module matches target_modules={config.target_modules}. "
-            f"Linear layers in this model end in: {suffixes}"
-        )
+    targets = check_targets(model, config.target_modules, config.modules_to_save)
     unsupported = [(n, type(m).__name__) for n, m in targets if not isinstance(m, SUPPORTED_BASE_TYPES)]
     if unsupported:
         n, t = unsupported[0]
@@ -75,13 +67,25 @@ def inject(model: nn.Module, config: LoRAConfig) -> nn.Module:
             f"({len(unsupported)} unsupported target(s) in all). Narrow target_modules."
         )
     names = [n for n, _ in model.named_modules() if n]
-    missing = [p for p in config.modules_to_save if not any(matches(n, [p]) for n in names)]
-    if missing:
-        raise UsageError(f"modules_to_save {missing} match no module of this model")
     check_no_overlap([n for n, _ in targets], [n for n in names if matches(n, config.modules_to_save)])
     warn_rank_above_width(targets, config.r)
 
     return install(model, {name: make_adapter(base, config, name) for name, base in targets}, config)
+
+
+def check_targets(model: nn.Module, target_modules: list[str], modules_to_save: list[str]) -> list[tuple]:
+    """``(name, module)`` of every target; a clear error when no module matches ``target_modules`` or some
+    ``modules_to_save`` entry matches nothing (PEFT's methods are checked here too, before PEFT sees them)."""
+    targets = [(n, m) for n, m in model.named_modules() if n and matches(n, target_modules)]
+    if not targets:
+        suffixes = sorted({n.rsplit(".", 1)[-1] for n in _linear_names(model)})
+        raise UsageError(f"no module matches target_modules={target_modules}. "
+                         f"Linear layers in this model end in: {suffixes}")
+    names = [n for n, _ in model.named_modules() if n]
+    missing = [p for p in modules_to_save if not any(matches(n, [p]) for n in names)]
+    if missing:
+        raise UsageError(f"modules_to_save {missing} match no module of this model")
+    return targets
 
 
 def check_no_overlap(targets: list[str], saved: list[str], where: str = "") -> None:

@@ -13,7 +13,7 @@ from transformers import TrainerCallback
 
 from .config import LoRAConfig, NOLAConfig, SoRAConfig
 from .errors import UsageError
-from .inject import adapter_modules, inject, matches
+from .inject import adapter_modules, check_targets, inject, matches
 from .layers import SoRALinear
 from .optim import GATES
 from .prune import gate_report
@@ -60,6 +60,7 @@ def prepare(model: nn.Module, method: str, *, r: int, lora_alpha: float, lora_dr
         return inject(model, NOLAConfig(num_basis_A=num_basis, num_basis_B=num_basis, seed=seed, **common))
     from peft import AdaLoraConfig, LoraConfig, get_peft_model
 
+    check_targets(model, target_modules, heads)  # PEFT's own message for a typo is a traceback
     if method == "peft-lora":
         return get_peft_model(model, LoraConfig(**common))
     # AdaLoRA: start at 1.5 r and prune to an average of r, as in the AdaLoRA paper's GLUE setup

@@ -21,6 +21,7 @@ import soralab
 from soralab.cli import main as cli_main
 from soralab.errors import MissingFileError, NonFiniteError, UsageError
 from soralab.io import CONFIG_NAME, WEIGHTS_NAME
+from soralab.methods import prepare
 from soralab.models import save_tiny_checkpoint, tiny_model
 from soralab.sweep import parse_grid, parse_set, report, sweep
 from soralab.train import RESULT_NAME, GlueConfig, GlueResult, run_glue
@@ -165,6 +166,12 @@ ROWS = [
     ("4 target inside a saved module", lambda e: soralab.inject(tiny_model("bert"), soralab.LoRAConfig(
         target_modules=["query"], modules_to_save=["attention"])),
      UsageError, r"query' .*kept whole by modules_to_save \(it is inside 'bert\.encoder\.layer\.0\.attention'\)"),
+    ("4 PEFT method with a target that matches nothing", lambda e: prepare(
+        tiny_model("bert"), "peft-lora", r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["qeury"],
+        heads=["classifier"]), UsageError, r"no module matches target_modules=\['qeury'\]"),
+    ("4 PEFT method with a head that matches nothing", lambda e: prepare(
+        tiny_model("bert"), "adalora", r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["query"],
+        heads=["clasifier"], total_steps=100), UsageError, r"modules_to_save \['clasifier'\] match no module"),
     # 5. warmup_ratio is a ratio
     ("5 warmup_ratio=1", lambda e: GlueConfig(task="rte", warmup_ratio=1.0), UsageError,
      r"warmup_ratio must be a fraction of the training steps in \[0, 1\)"),
