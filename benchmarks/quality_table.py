@@ -34,9 +34,11 @@ def rows(root: Path) -> list[dict]:
     out = []
     for r in collect(root):
         c = r.config
+        kept = 100 * sum(r.active_ranks.values()) / (c["r"] * len(r.active_ranks)) if r.active_ranks else None
         out.append({"task": c["task"], "method": c["method"], "seed": c["seed"], "metric": r.main_metric,
                     "score": round(r.score, 4), "params_after_prune": r.params_after_prune,
-                    "trainable_params": r.trainable_params, "wall_time_s": round(r.wall_time_s, 1)})
+                    "trainable_params": r.trainable_params, "wall_time_s": round(r.wall_time_s, 1),
+                    "ranks_kept": kept})  # not a CSV column: the record's Markdown shows it for SoRA
     return sorted(out, key=lambda d: (TASKS.index(d["task"]) if d["task"] in TASKS else 99, d["method"], d["seed"]))
 
 
@@ -106,15 +108,17 @@ def markdown(data: list[dict]) -> str:
             "constant, whose Pearson counts as 0). A score at or below it means the run learned nothing.", ""]
     if "lora" in methods and "sora" in methods:
         out += ["## SoRA minus LoRA, paired by seed (95% t-interval over seeds)", "",
-                "| task | difference | 95% interval | pairs | SoRA params after pruning / LoRA's |",
-                "|---|---:|---|---:|---:|"]
+                "| task | difference | 95% interval | pairs | SoRA params after pruning / LoRA's | SoRA ranks kept |",
+                "|---|---:|---|---:|---:|---:|"]
         for t in tasks:
             lo, so = by.get((t, "lora"), {}), by.get((t, "sora"), {})
             p = paired({s: r["score"] for s, r in so.items()}, {s: r["score"] for s, r in lo.items()})
             share = (statistics.mean(r["params_after_prune"] for r in so.values()) /
                      statistics.mean(r["params_after_prune"] for r in lo.values())) if lo and so else None
-            out.append(f"| {t} | " + (f"{p[0]:+.2f} | [{p[1]:+.2f}, {p[2]:+.2f}] | {p[3]}" if p else "| | ") +
-                       f" | {share:.1%} |" if share is not None else " | |")
+            kept = [r["ranks_kept"] for r in so.values() if r["ranks_kept"] is not None]
+            out.append(f"| {t} | " + (f"{p[0]:+.2f} | [{p[1]:+.2f}, {p[2]:+.2f}] | {p[3]}" if p else "| | ")
+                       + (f" | {share:.1%}" if share is not None else " | ")
+                       + (f" | {statistics.mean(kept):.1f}% |" if kept else " | |"))
         out.append("")
     if "lora" in methods:
         out += ["## The issue's bars for LoRA (mean over seeds)", "", "| task | bar | LoRA | holds |",
@@ -141,7 +145,7 @@ def main(root: str) -> None:
     if not data:
         raise SystemExit(f"no result.json under {root}; run benchmarks/quality.sh first")
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(data)
     (HERE / "quality_results.csv").write_text(buf.getvalue(), encoding="utf-8")

@@ -87,8 +87,7 @@ class GlueConfig:
     num_basis: int = _opt(64, "NOLA: random basis matrices for A and for B")
     evals_per_epoch: int = _opt(1, "evaluations per epoch (the best one is reported)")
     precision: str = _opt("auto", "auto (bf16 where it is faster: a GPU that supports it, a CPU with AMX; else "
-                                  "fp32), fp32, bf16, "
-                                  "fp16 (GPU only)")
+                                  "fp32), fp32, bf16 or fp16 (GPU only)")
     torch_compile: bool = _opt(False, "compile the model with torch.compile before training")
     device: str = _opt("auto", "auto, cpu or cuda")
     from_recipe: list[str] = _opt(None, "set by soralab: the options whose value came from the recipe")
