@@ -135,6 +135,9 @@ def markdown(data: list[dict]) -> str:
         out.append(f"| {m} | " + " | ".join(
             f"{statistics.mean(r['wall_time_s'] for r in by[(t, m)].values()):.0f}" if by.get((t, m)) else ""
             for t in tasks) + " |")
+    reading = HERE / "quality_reading.md"  # the hand-written reading of the numbers so far, kept beside them
+    if reading.is_file():
+        out += ["", reading.read_text(encoding="utf-8").strip()]
     out += ["", "## The literature (DeBERTaV3-base, 184M parameters: a far larger model; one source per table)", "",
             literature(DATA / "reference_glue.csv", tasks), "", literature(DATA / "reference_aflora.csv", tasks), ""]
     return "\n".join(out)
