@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
 # Quality record v2: LoRA r=8, SoRA r_max=8 (the recipe's default strength), AdaLoRA (PEFT, r 12 -> 8) and BitFit
-# on MRPC, RTE and STS-B (full training sets) and SST-2 (20,000 training rows), packaged all-MiniLM-L6-v2, CPU,
-# every other value from soralab's recipes. Seeds are the paper's (0 21 42 81 100), run one seed at a time over every
-# task and method, so an interrupted record still holds whole seeds. Resumable: rerun the same command.
-# Runs for hours on 2 cores: run it alone, never beside tests. Writes runs/quality/, then the committed record:
+# on MRPC, RTE and STS-B (full training sets) and SST-2 (20,000 training rows), packaged all-MiniLM-L6-v2, every
+# other value from soralab's recipes. Seeds are the paper's (0 21 42 81 100). Resumable: rerun the same command
+# (finished runs are reused). Each result.json records the device and package versions it ran with.
 #   SORALAB_GLUE_DIR=../shared/data/glue bash benchmarks/quality.sh
-#   SEEDS="0 21 42" bash benchmarks/quality.sh          # fewer seeds
+#   SEEDS="0 21 42" METHODS="lora sora" bash benchmarks/quality.sh     # fewer seeds or methods
+#   JOBS=8 OMP_NUM_THREADS=2 bash benchmarks/quality.sh                  # a GPU machine: 8 runs at once
+# JOBS=1 (the default, for a CPU): one seed at a time over every task and method, so an interrupted record still
+# holds whole seeds, and the tables are rewritten after every task. On 2 cores run it alone, never beside tests:
+# two torch processes on two cores each run 3-10x slower. JOBS>1 runs one process per (seed, task, method), the
+# longest tasks of each seed first, and writes the tables at the end (rerun quality_table.py for a partial record).
 set -euo pipefail
 OUT=${OUT:-runs/quality}
 SEEDS=${SEEDS:-"0 21 42 81 100"}
 METHODS=${METHODS:-"lora sora adalora bitfit"}
-for seed in $SEEDS; do
-  for spec in mrpc: rte: stsb: sst2:20000; do
-    task=${spec%%:*}; n=${spec##*:}
-    soralab sweep --tasks "$task" --methods $METHODS --seeds "$seed" --output-dir "$OUT" \
-      ${n:+--set max_train_samples=$n}
-    python benchmarks/quality_table.py "$OUT"   # the record so far, after every task
+JOBS=${JOBS:-1}
+SPECS="sst2:20000 stsb: mrpc: rte:"   # SST-2 keeps 20,000 training rows; the others their whole training set
+
+one() {  # seed task:rows methods...
+  local seed=$1 spec=$2; shift 2
+  local task=${spec%%:*} n=${spec##*:}
+  soralab sweep --tasks "$task" --methods "$@" --seeds "$seed" --output-dir "$OUT" \
+    ${n:+--set max_train_samples=$n}
+}
+
+if [ "$JOBS" -gt 1 ]; then
+  export -f one; export OUT; mkdir -p "$OUT/logs"
+  for seed in $SEEDS; do for spec in $SPECS; do for method in $METHODS; do echo "$seed $spec $method"; done; done; done \
+    | xargs -P "$JOBS" -L 1 bash -c 'one "$@" > "$OUT/logs/$1-${2%%:*}-$3.log" 2>&1 || echo "failed: $*" >&2' _
+  python benchmarks/quality_table.py "$OUT"
+else
+  for seed in $SEEDS; do
+    for spec in $SPECS; do
+      one "$seed" "$spec" $METHODS
+      python benchmarks/quality_table.py "$OUT"   # the record so far, after every task
+    done
   done
-done
+fi

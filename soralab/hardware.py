@@ -8,6 +8,8 @@ visible to torch) a MiniLM+LoRA train step under bf16 autocast took 1.85x the fp
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -39,3 +41,17 @@ def resolve_precision(precision: str = "auto", device: str = "auto") -> str:
     if cpu:
         return "bf16" if cpu_bf16_is_fast() else "fp32"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+
+
+def environment(device: str = "auto") -> dict[str, str]:
+    """What a result was produced with: package versions and the device, saved beside every GLUE result."""
+    import transformers
+
+    from . import __version__
+
+    if use_cpu(device):
+        where = f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    else:
+        where = f"cuda: {torch.cuda.get_device_name()}"
+    return {"soralab": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "device": where}

@@ -46,11 +46,17 @@ def resolve_model(name_or_path: str = DEFAULT_MODEL) -> str:
 
 
 def load_classifier(name_or_path: str = DEFAULT_MODEL, num_labels: int = 2, **kwargs):
-    """``(model, tokenizer)`` for sequence classification; ``num_labels=1`` is regression."""
+    """``(model, tokenizer)`` for sequence classification; ``num_labels=1`` is regression.
+
+    Weights load in fp32 whatever the checkpoint stores (transformers 5 would keep a bf16 checkpoint in bf16, and the
+    adapters and optimiser state with it); speed comes from autocast (``GlueConfig.precision``). Pass ``dtype=`` to
+    choose otherwise.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = resolve_model(name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    kwargs.setdefault("dtype", torch.float32)
     kwargs.setdefault("ignore_mismatched_sizes", True)  # a checkpoint's head may have another label count
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, **kwargs)
     if tokenizer.pad_token is None:  # GPT-2 style tokenizers

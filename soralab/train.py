@@ -25,7 +25,7 @@ import torch
 from . import glue, sparsity
 from .config import SoRAConfig
 from .errors import UsageError
-from .hardware import resolve_precision, use_cpu
+from .hardware import environment, resolve_precision, use_cpu
 from .inject import matches
 from .io import CONFIG_NAME, atomic_write_text, save_adapter
 from .methods import AdaLoraCallback, GateStatsCallback, KeepCallback, active_ranks, check_method, prepare
@@ -143,6 +143,7 @@ class GlueResult:
     active_ranks: dict[str, int] = field(default_factory=dict)
     wall_time_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds: load, tokenize, train, evaluate
+    environment: dict[str, str] = field(default_factory=dict)  # versions and device (hardware.environment)
     reused: bool = False
 
     @property
@@ -345,7 +346,8 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     result = GlueResult(config=config.to_dict(), history=history, best=best, final=history[-1],
                         main_metric=p.spec.main_metric, trainable_params=p.trainable_params,
                         params_after_prune=params_after_prune(p), active_ranks=active_ranks(p.model),
-                        wall_time_s=time.perf_counter() - start, timings=timings)
+                        wall_time_s=time.perf_counter() - start, timings=timings,
+                        environment=environment(config.device))
     if output_dir is not None and trainer.is_world_process_zero():
         if save_model and method in ("lora", "sora", "nola"):
             save_adapter(prune(p.model) if method == "sora" else p.model, output_dir / "adapter")

@@ -251,3 +251,15 @@ def test_truncated_result_is_redone_and_save_model_saves_over_a_reused_run(tiny,
         np.testing.assert_allclose(loaded(input_ids=ids).logits, res.model(input_ids=ids).logits, atol=1e-6)
     monkeypatch.setattr("transformers.Trainer.train", lambda *a, **k: pytest.fail("retrained"))
     assert run_glue("rte", "lora", output_dir=folder, save_model=True, seed=1, **common, progress=False).reused
+
+
+def test_a_bf16_checkpoint_loads_in_fp32(tmp_path):
+    """transformers 5 keeps a checkpoint's stored dtype; soralab trains fp32 weights (autocast gives the speed)."""
+    import torch
+
+    folder = save_tiny_checkpoint(tmp_path / "bert")
+    model = soralab.models.load_classifier(folder)[0].to(torch.bfloat16)
+    model.save_pretrained(tmp_path / "bf16")
+    reloaded = soralab.models.load_classifier(tmp_path / "bf16")[0]
+    assert {p.dtype for p in reloaded.parameters()} == {torch.float32}
+    assert soralab.models.load_classifier(tmp_path / "bf16", dtype=torch.bfloat16)[0].dtype == torch.bfloat16
