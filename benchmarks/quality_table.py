@@ -18,12 +18,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from scipy import stats
-
-from soralab import glue
 from soralab.sweep import collect
 
+from soralab import glue
+
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent / "data"
+DATA = HERE.parent / "soralab" / "data"
 COLUMNS = ["task", "method", "seed", "metric", "score", "params_after_prune", "trainable_params", "wall_time_s"]
 TASKS = ["mrpc", "rte", "stsb", "sst2"]
 METHODS = ["lora", "sora", "adalora", "bitfit"]

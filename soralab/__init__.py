@@ -11,9 +11,9 @@ The whole method in a few calls::
 """
 
 from .config import LoRAConfig, NOLAConfig, SoRAConfig
-from .inject import adapter_modules, count_trainable, inject
-from .io import export_peft, load_adapter, save_adapter
-from .layers import AdapterLayer, LoRALinear, NOLALinear, SoRALinear
+from .export import export_peft, load_adapter, save_adapter
+from .inject import adapter_modules, inject
+from .layers import AdapterLayer, LoRALinear, NOLALinear, SoRALinear, count_trainable
 from .optim import ProximalAdamW, gate_l1, param_groups, soft_threshold, xi_values
 from .prune import gate_report, merge, prune
 

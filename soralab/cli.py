@@ -16,8 +16,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from .errors import usage_errors_exit
-from .train import GlueConfig, GlueResult, run_glue
-from .validate import check_output_dir, user_input
+from .experiments.train import GlueConfig, GlueResult, run_glue
+from .experiments.validate import check_output_dir, user_input
 
 
 def _add_glue_options(p: argparse.ArgumentParser) -> None:
@@ -62,7 +62,7 @@ def quickstart(args: argparse.Namespace) -> int:
     from peft import PeftModel
 
     import soralab
-    from soralab.models import load_classifier
+    from soralab.experiments.models import load_classifier
 
     out = Path(args.output_dir)
     check_output_dir(out, "--output-dir")  # before training, not after it
@@ -122,17 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     nb.add_argument("--only", nargs="*", default=None, help="name prefixes, e.g. 00 03")
     nb.add_argument("--output-dir", default=None, help="where executed notebooks and the summary go "
                     "(default: runs/notebooks/<profile>)")
+    nb.add_argument("--notebooks-dir", default=None, help="the clone's notebooks/ folder (default: ./notebooks, "
+                    "else the clone of an editable install; a wheel install must name it)")
     args = parser.parse_args(argv)
     if args.command == "notebooks":
-        from .profiles import profile
-        from .suite import run_suite
+        from .teaching.profiles import profile
+        from .teaching.suite import run_suite
 
-        rows = run_suite(profile(args.profile).name, args.output_dir, args.only)
+        rows = run_suite(profile(args.profile).name, args.output_dir, args.only, args.notebooks_dir)
         return 0 if all(r["status"] == "ok" for r in rows) else 1
     if args.command == "quickstart":
         return quickstart(args)
     if args.command in ("sweep", "report"):
-        from .sweep import parse_grid, parse_set, report, sweep
+        from .experiments.sweep import parse_grid, parse_set, report, sweep
 
         if args.command == "sweep":
             common = parse_set(args.set)

@@ -12,7 +12,14 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-_GATE_INITS = ("ones", "randn")
+GATE_INITS = ("ones", "randn")
+
+
+def check_gate_init(value: str) -> str:
+    """The one check of a SoRA gate initialisation (used by ``SoRAConfig``, ``SoRALinear`` and the CLI)."""
+    if value not in GATE_INITS:
+        raise ValueError(f"gate_init must be one of {', '.join(GATE_INITS)}, got {value!r}")
+    return value
 
 
 def _is_number(x: Any) -> bool:
@@ -98,8 +105,7 @@ class SoRAConfig(LoRAConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.gate_init not in _GATE_INITS:
-            raise ValueError(f"gate_init must be one of {_GATE_INITS}, got {self.gate_init!r}")
+        check_gate_init(self.gate_init)
 
 
 @dataclass

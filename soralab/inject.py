@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from torch import nn
 
-from .config import LoRAConfig, NOLAConfig, SoRAConfig
+from .config import LoRAConfig, NOLAConfig
 from .errors import UsageError, WrongTypeError
 from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, LoRALinear, NOLALinear, SoRALinear, _in_out
 
@@ -33,15 +33,27 @@ def adapter_modules(model: nn.Module, kind: type = AdapterLayer) -> Iterator[tup
             yield name, module
 
 
-def make_adapter(base: nn.Module, config: LoRAConfig, name: str = "") -> AdapterLayer:
-    common = dict(r=config.r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout)
-    if isinstance(config, SoRAConfig):
-        return SoRALinear(base, gate_init=config.gate_init, **common)
-    if isinstance(config, NOLAConfig):
-        return NOLALinear(
-            base, num_basis_A=config.num_basis_A, num_basis_B=config.num_basis_B,
-            seed=config.seed, name=name, **common,
-        )
+LAYER_TYPES = {"lora": LoRALinear, "sora": SoRALinear, "nola": NOLALinear}  # a config's method -> its layer
+
+
+def make_adapter(base: nn.Module, config: LoRAConfig, name: str = "", *, layer_type: str | None = None,
+                 r: int | None = None, lora_alpha: float | None = None) -> AdapterLayer:
+    """The one factory of adapter layers: ``config``'s own layer type at ``config.r``, or, for a saved layout
+    (``soralab.load_adapter``), the named ``layer_type`` (a pruned SoRA adapter holds ``LoRALinear`` layers) at
+    its own ``r`` and ``lora_alpha``. ``name`` seeds NOLA's bases."""
+    kinds = {cls.__name__: cls for cls in LAYER_TYPES.values()}
+    cls = kinds.get(layer_type) if layer_type else LAYER_TYPES[config.method]
+    if cls is None:
+        raise UsageError(f"unknown adapter layer type {layer_type!r}; expected one of {', '.join(kinds)}")
+    common = dict(r=config.r if r is None else r, lora_alpha=config.lora_alpha if lora_alpha is None else lora_alpha,
+                  lora_dropout=config.lora_dropout)
+    if cls is SoRALinear:
+        return SoRALinear(base, gate_init=getattr(config, "gate_init", "randn"), **common)
+    if cls is NOLALinear:
+        if not isinstance(config, NOLAConfig):
+            raise UsageError(f"a NOLALinear layer needs a NOLA config (bases and seed), got {type(config).__name__}")
+        return NOLALinear(base, num_basis_A=config.num_basis_A, num_basis_B=config.num_basis_B, seed=config.seed,
+                          name=name, **common)
     return LoRALinear(base, **common)
 
 
@@ -136,7 +148,3 @@ def adapter_config(model: nn.Module) -> LoRAConfig:
     if config is None:
         raise ValueError("this model has no soralab adapters; call soralab.inject(model, config) first")
     return config
-
-
-def count_trainable(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

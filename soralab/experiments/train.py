@@ -10,6 +10,7 @@ folder returns it instead of training again.
 
 from __future__ import annotations
 
+import copy
 import math
 import shutil
 import tempfile
@@ -22,16 +23,19 @@ from typing import Any
 
 import torch
 
+from ..config import SoRAConfig
+from ..errors import UsageError
+from ..export import CONFIG_NAME, save_adapter
+from ..files import atomic_write_text
+from ..inject import matches
+from ..layers import count_trainable
+from ..optim import PROX_MODES, ProximalAdamW, param_groups
+from ..prune import params_after_prune, prune
 from . import glue, sparsity
-from .config import SoRAConfig
-from .errors import UsageError
+from .callbacks import AdaLoraCallback, GateStatsCallback, KeepCallback
 from .hardware import environment, resolve_precision, use_cpu
-from .inject import matches
-from .io import CONFIG_NAME, atomic_write_text, save_adapter
-from .methods import AdaLoraCallback, GateStatsCallback, KeepCallback, active_ranks, check_method, prepare
+from .methods import active_ranks, check_method, prepare
 from .models import DEFAULT_MODEL, HEADS, TARGETS, load_classifier, model_family
-from .optim import PROX_MODES, ProximalAdamW, param_groups
-from .prune import gate_report, prune
 from .recipes import RECIPE_FIELDS, recipe
 from .results import CorruptResultError, dumps, read_result, select_best
 from .validate import check_options, check_run
@@ -144,7 +148,14 @@ class GlueResult:
     wall_time_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds: load, tokenize, train, evaluate
     environment: dict[str, str] = field(default_factory=dict)  # versions and device (hardware.environment)
-    reused: bool = False
+    reused: bool = False              # read back from output_dir, not run again (``model`` is then None)
+    # The trained model, as training left it (SoRA not pruned; call soralab.prune on it, or on a copy). Not saved in
+    # result.json; None for a reused result: pass save_model=True to keep the adapter in output_dir/adapter.
+    model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What result.json holds: every field but ``model`` and ``reused``."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "reused")}
 
     @property
     def score(self) -> float:
@@ -161,7 +172,7 @@ class GlueResult:
         c = data["config"]
         try:
             data["config"] = {**GlueConfig(task=c.get("task"), method=c.get("method")).to_dict(), **c}
-            return cls(**{k: v for k, v in data.items() if k in known})
+            return cls(**{k: v for k, v in data.items() if k in known and k not in ("model", "reused")})
         except (TypeError, ValueError) as err:
             raise CorruptResultError(f"{path} is not a soralab result of a known task and method ({err})") from None
 
@@ -189,6 +200,10 @@ def _reuse(output_dir: Path | None, config: GlueConfig, save_model: bool = False
     if diff:
         raise UsageError(f"{output_dir} holds a result from a different configuration (saved vs now: {diff}); "
                          f"use another output_dir, or delete {output_dir / RESULT_NAME} to rerun")
+    made_by, now = old.environment.get("soralab"), environment(config.device)["soralab"]
+    if made_by != now:
+        warnings.warn(f"{output_dir / RESULT_NAME} was made by soralab {made_by or '(before 0.1.0 recorded it)'}, "
+                      f"this is {now}: reusing it; delete it to rerun with this version", stacklevel=3)
     if save_model and not (output_dir / "adapter" / CONFIG_NAME).is_file():
         warnings.warn(f"{output_dir / RESULT_NAME} is a finished run of this configuration, but no adapter was "
                       f"saved with it; training again to save one (save_model=True)", stacklevel=3)
@@ -227,12 +242,12 @@ def setup(config: GlueConfig, epochs: float | None = None) -> Prepared:
         lengths = [len(ids) for ids in data[split]["input_ids"]]
         data[split] = data[split].select(sorted(range(len(lengths)), key=lambda i: -lengths[i]))
     family = model_family(model)
-    steps = math.ceil(len(data["train"]) / config.per_device_train_batch_size)
     model = prepare(model, config.method, r=config.r, lora_alpha=config.lora_alpha,
                     lora_dropout=config.lora_dropout, target_modules=config.target_modules or TARGETS[family],
                     heads=HEADS[family], gate_init=config.gate_init, num_basis=config.num_basis, seed=config.seed,
-                    total_steps=math.ceil(steps * (epochs or config.num_train_epochs)))
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+                    total_steps=sparsity.total_steps(len(data["train"]), config.per_device_train_batch_size,
+                                                     epochs or config.num_train_epochs))
+    trainable = count_trainable(model)
     t2 = time.perf_counter()
     return Prepared(config, spec, data, model, tokenizer, trainable, {"load": t1 - t0, "tokenize": t2 - t1})
 
@@ -275,7 +290,7 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
     c = p.config
     steps_per_epoch = math.ceil(len(p.data["train"]) / c.per_device_train_batch_size)
     eval_every = max(1, steps_per_epoch // c.evals_per_epoch)
-    total_steps = math.ceil(steps_per_epoch * epochs)
+    total_steps = sparsity.total_steps(len(p.data["train"]), c.per_device_train_batch_size, epochs)
     gate_lr = c.gate_lr if c.gate_lr is not None or keep is None else sparsity.gate_lr(total_steps)
     optimizer = ProximalAdamW(optimizer_groups(p, xi, gate_lr), lr=c.learning_rate, prox=c.prox)
     scratch = None if output_dir else tempfile.mkdtemp(prefix="soralab-trainer-")  # nothing left in the cwd
@@ -308,14 +323,6 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
     return trainer
 
 
-def params_after_prune(p: Prepared) -> int:
-    """Trainable parameters once dead SoRA ranks are cut out (unchanged for other methods)."""
-    if p.config.method != "sora":
-        return p.trainable_params
-    report = gate_report(p.model)
-    return p.trainable_params - report.params + report.params_after_prune
-
-
 def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None = None, progress: bool = True,
              save_model: bool = False, **kwargs) -> GlueResult:
     """Fine-tune ``method`` on GLUE ``task`` and evaluate every epoch. See ``GlueConfig`` for the options."""
@@ -345,14 +352,14 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     best = select_best(history, key)  # never a NaN evaluation; all NaN: a degenerate run, score NaN
     result = GlueResult(config=config.to_dict(), history=history, best=best, final=history[-1],
                         main_metric=p.spec.main_metric, trainable_params=p.trainable_params,
-                        params_after_prune=params_after_prune(p), active_ranks=active_ranks(p.model),
+                        params_after_prune=params_after_prune(p.model), active_ranks=active_ranks(p.model),
                         wall_time_s=time.perf_counter() - start, timings=timings,
-                        environment=environment(config.device))
+                        environment=environment(config.device), model=p.model)
     if output_dir is not None and trainer.is_world_process_zero():
         if save_model and method in ("lora", "sora", "nola"):
-            save_adapter(prune(p.model) if method == "sora" else p.model, output_dir / "adapter")
-        atomic_write_text(output_dir / RESULT_NAME, dumps(asdict(result)))  # NaN as null: valid JSON
-    result.model = p.model  # for interactive use; not serialised
+            # a pruned copy goes to disk; result.model stays as trained
+            save_adapter(prune(copy.deepcopy(p.model)) if method == "sora" else p.model, output_dir / "adapter")
+        atomic_write_text(output_dir / RESULT_NAME, dumps(result.to_dict()))  # NaN as null: valid JSON
     return result
 
 

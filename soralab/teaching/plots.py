@@ -59,7 +59,7 @@ def plot_rank_heatmap(ranks: dict[str, int], r_max: int | None = None, title: st
 
 def plot_soft_threshold(t: float = 1.0, ax=None):
     """The proximal operator of t|x| next to the authors' code's three-step version and the identity."""
-    from .optim import official_threshold_, soft_threshold
+    from ..optim import official_threshold_, soft_threshold
 
     x = torch.linspace(-4 * t, 4 * t, 801)
     fig, ax = _axes(ax)

@@ -13,18 +13,33 @@ import os
 import time
 from pathlib import Path
 
-from .errors import MissingFileError
-from .io import atomic_write_text
+from ..errors import MissingFileError
+from ..files import atomic_write_text
 from .profiles import PROFILE_ENV, SUMMARY_ENV, profile
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+def notebooks_folder(notebooks_dir: str | Path | None = None) -> Path:
+    """The notebooks to run: ``notebooks_dir`` if given, else ``./notebooks`` (a clone's root), else the clone this
+    package was installed from in editable mode. The notebooks are not inside the package, so a wheel install
+    names the folder."""
+    if notebooks_dir is not None:
+        folder = Path(notebooks_dir)
+        if not folder.is_dir():
+            raise MissingFileError(f"notebooks folder {folder} does not exist; give the clone's notebooks/ folder")
+        return folder
+    for folder in (Path.cwd() / "notebooks", Path(__file__).resolve().parents[2] / "notebooks"):
+        if folder.is_dir():
+            return folder
+    raise MissingFileError("no notebooks/ folder here or beside the package (a wheel install ships none); run from "
+                           "a clone's root or pass --notebooks-dir path/to/soralab/notebooks")
 
 
 def run_suite(profile_name: str, output_dir: str | Path | None = None, only: list[str] | None = None,
-              notebooks_dir: str | Path = NOTEBOOKS) -> list[dict]:
+              notebooks_dir: str | Path | None = None) -> list[dict]:
     import papermill as pm
 
     profile(profile_name)  # validates the name
+    notebooks_dir = notebooks_folder(notebooks_dir)
     books = sorted(Path(notebooks_dir).glob("[0-9]*.ipynb"))
     if only:
         books = [b for b in books if any(b.name.startswith(o) for o in only)]
