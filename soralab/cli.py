@@ -127,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "notebooks":
         from .teaching.profiles import profile
-        from .teaching.suite import run_suite
+        from .teaching.suite import run_suite, suite_ok
 
-        rows = run_suite(profile(args.profile).name, args.output_dir, args.only, args.notebooks_dir)
-        return 0 if all(r["status"] == "ok" for r in rows) else 1
+        name = profile(args.profile).name
+        out = args.output_dir or f"runs/notebooks/{name}"
+        rows = run_suite(name, out, args.only, args.notebooks_dir)
+        return 0 if suite_ok(rows, name, out) else 1
     if args.command == "quickstart":
         return quickstart(args)
     if args.command in ("sweep", "report"):
