@@ -104,6 +104,22 @@ def test_rerun_reuses_and_other_config_is_refused(tiny, tmp_path, monkeypatch):
         run_glue("sst2", "lora", gate_l1_loss=0.1, **kw)
 
 
+def test_result_holds_the_model_as_trained_and_saving_does_not_prune_it(tiny, tmp_path, monkeypatch):
+    kw = dict(model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1, output_dir=tmp_path,
+              save_model=True, xi=300.0, **FAST)
+    res = run_glue("sst2", "sora", **kw)
+    assert res.params_after_prune < res.trainable_params  # some ranks died, and the saved adapter was pruned...
+    assert len(list(soralab.adapter_modules(res.model, soralab.SoRALinear))) == 12  # ...but not result.model
+    saved = json.loads((tmp_path / RESULT_NAME).read_text())
+    assert "model" not in saved and "reused" not in saved and saved["environment"]["soralab"] == soralab.__version__
+    saved["environment"]["soralab"] = "0.0.1"
+    (tmp_path / RESULT_NAME).write_text(json.dumps(saved))
+    monkeypatch.setattr("transformers.Trainer.train", lambda *a, **k: pytest.fail("retrained"))
+    with pytest.warns(UserWarning, match=r"made by soralab 0\.0\.1, this is"):
+        again = run_glue("sst2", "sora", **kw)
+    assert again.reused and again.model is None and again.history == res.history
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(task="glue9"), ValueError, "unknown GLUE task"),
     (dict(method="qlora"), ValueError, "unknown method 'qlora'; choose one of full, bitfit"),
