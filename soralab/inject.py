@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from torch import nn
 
 from .config import LoRAConfig, NOLAConfig, SoRAConfig
+from .config import _pattern_key as config_key
 from .errors import UsageError, WrongTypeError
 from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, LoRALinear, NOLALinear, SoRALinear, _in_out
 
@@ -34,7 +35,9 @@ def adapter_modules(model: nn.Module, kind: type = AdapterLayer) -> Iterator[tup
 
 
 def make_adapter(base: nn.Module, config: LoRAConfig, name: str = "") -> AdapterLayer:
-    common = dict(r=config.r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout)
+    """The adapter layer for module ``name``, of its own rank and alpha (``config.rank_alpha``)."""
+    r, alpha = config.rank_alpha(name)
+    common = dict(r=r, lora_alpha=alpha, lora_dropout=config.lora_dropout)
     if isinstance(config, SoRAConfig):
         return SoRALinear(base, gate_init=config.gate_init, **common)
     if isinstance(config, NOLAConfig):
@@ -68,7 +71,9 @@ def inject(model: nn.Module, config: LoRAConfig) -> nn.Module:
         )
     names = [n for n, _ in model.named_modules() if n]
     check_no_overlap([n for n, _ in targets], [n for n in names if matches(n, config.modules_to_save)])
-    warn_rank_above_width(targets, config.r)
+    check_patterns(config, [n for n, _ in targets])
+    for r in sorted({config.rank_alpha(n)[0] for n, _ in targets}):
+        warn_rank_above_width([(n, m) for n, m in targets if config.rank_alpha(n)[0] == r], r)
 
     return install(model, {name: make_adapter(base, config, name) for name, base in targets}, config)
 
@@ -86,6 +91,17 @@ def check_targets(model: nn.Module, target_modules: list[str], modules_to_save: 
     if missing:
         raise UsageError(f"modules_to_save {missing} match no module of this model")
     return targets
+
+
+def check_patterns(config: LoRAConfig, targets: list[str]) -> None:
+    """Refuse a ``rank_pattern`` / ``alpha_pattern`` key that matches no targeted module: PEFT ignores one
+    silently, and a typo would then give that module the default rank."""
+    for kind, pattern in (("rank_pattern", config.rank_pattern), ("alpha_pattern", config.alpha_pattern)):
+        unused = [k for k in pattern if not any(config_key(pattern, n) == k for n in targets)]
+        if unused:
+            raise UsageError(f"{kind} key(s) {unused[:3]} match no module of target_modules={config.target_modules} "
+                             f"(or only modules an earlier key already matches; {len(unused)} in all); a key names "
+                             f"a targeted module, e.g. {targets[0]!r}")
 
 
 def check_no_overlap(targets: list[str], saved: list[str], where: str = "") -> None:
