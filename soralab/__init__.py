@@ -10,6 +10,7 @@ The whole method in a few calls::
     soralab.export_peft(model, "adapter/")
 """
 
+from .allocate import allocate
 from .config import LoRAConfig, NOLAConfig, SoRAConfig
 from .inject import adapter_modules, count_trainable, inject
 from .io import export_peft, load_adapter, save_adapter
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdapterLayer", "LoRAConfig", "LoRALinear", "NOLAConfig", "NOLALinear", "ProximalAdamW",
-    "SoRAConfig", "SoRALinear", "adapter_modules", "count_trainable", "export_peft", "gate_l1",
+    "SoRAConfig", "SoRALinear", "adapter_modules", "allocate", "count_trainable", "export_peft", "gate_l1",
     "gate_report", "inject", "load_adapter", "merge", "param_groups", "prune", "save_adapter",
     "soft_threshold", "xi_values",
 ]
