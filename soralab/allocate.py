@@ -135,6 +135,11 @@ def _heads(model: nn.Module) -> list[str]:
     return HEADS[model_family(base)]
 
 
+def _check_scaling(scaling: Any) -> None:
+    if not (isinstance(scaling, (int, float)) and not isinstance(scaling, bool) and 0 < scaling < math.inf):
+        raise UsageError(f"scaling (alpha / r of every module) must be a finite number > 0, e.g. 2, got {scaling!r}")
+
+
 def _positive_int(value: Any, name: str, example: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise UsageError(f"{name} must be a positive integer ({example}), got {value!r}")
@@ -210,8 +215,7 @@ def make_pattern(modules: list[ModuleRank], ranks: dict[str, int], *, scaling: f
     LoRA. ``r`` is the most common kept rank (ties: the larger) and ``lora_alpha = scaling * r``: every kept module
     is named in ``rank_pattern``, so these two are only PEFT's defaults and change no module.
     """
-    if not (isinstance(scaling, (int, float)) and not isinstance(scaling, bool) and 0 < scaling < math.inf):
-        raise UsageError(f"scaling (alpha / r of every module) must be a finite number > 0, e.g. 2, got {scaling!r}")
+    _check_scaling(scaling)
     kept = [m.name for m in modules if ranks[m.name] > 0]
     if not kept:
         raise UsageError("every module has rank 0: a pattern needs at least one module with a rank")
@@ -308,6 +312,8 @@ def allocate(task: str, budget_rank: int | None = None, *, budget_params: int | 
     if max_rank is not None:
         _positive_int(max_rank, "max_rank", "the largest rank any module may get, e.g. 16")
     budget_of([], budget_rank, budget_params)  # a bad budget is refused before anything trains
+    if scaling is not None:
+        _check_scaling(scaling)
     if "rank_pattern" in options and options["rank_pattern"] is not None:
         raise UsageError("rank_pattern is what allocate writes; the finding run cannot take one")
     from .models import load_classifier

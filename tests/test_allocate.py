@@ -347,6 +347,8 @@ def test_cli_allocate_reuses_the_finding_run(found, tiny, capsys):
     (["--budget-rank", "0"], r"budget_rank must be a positive integer"),
     (["--budget-rank", "4", "--budget-params", "1000"], r"not both"),
     (["--method", "lora"], r"allocate finds ranks with sora or adalora"),
+    (["--scaling", "0"], r"scaling \(alpha / r of every module\) must be a finite number > 0"),
+    (["--max-rank", "-1"], r"max_rank must be a positive integer"),
 ])
 def test_cli_allocate_bad_budget_is_one_line_exit_2(extra, match, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("soralab.train.run_glue", lambda *a, **k: pytest.fail("reached run_glue"))
