@@ -18,9 +18,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from scipy import stats
-from soralab.sweep import collect
 
-from soralab import glue
+from soralab.experiments import glue
+from soralab.experiments.sweep import collect
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "soralab" / "data"
@@ -85,7 +85,7 @@ def markdown(data: list[dict]) -> str:
            "`SORALAB_GLUE_DIR=../shared/data/glue bash benchmarks/quality.sh`; every run's numbers are in "
            "`quality_results.csv`. Model: the packaged all-MiniLM-L6-v2 (22.7M parameters). Scores are x100 on the "
            "GLUE dev set (MRPC F1, STS-B Pearson, SST-2 and RTE accuracy), at the best of one evaluation per epoch. "
-           "Every training value comes from `soralab.recipes` (chosen on held-out training data, "
+           "Every training value comes from `soralab.experiments.recipes` (chosen on held-out training data, "
            "`benchmarks/recipes_results.md`), the same for every method of a task except the learning rates of "
            "full and BitFit; SoRA keeps 50% of its ranks (the recipe's `keep`).", "",
            f"Runs so far: {len(data)}; seeds present: {', '.join(map(str, seeds))}.", ""]

@@ -31,11 +31,22 @@ def _unfreeze(model: nn.Module, heads: list[str]) -> None:
 
 def prepare(model: nn.Module, method: str, *, r: int, lora_alpha: float, lora_dropout: float,
             target_modules: list[str], heads: list[str], gate_init: str = "randn", num_basis: int = 64,
-            seed: int = 0, total_steps: int = 0) -> nn.Module:
-    """Make ``model`` ready to fine-tune with ``method``; returns the (possibly wrapped) model."""
+            seed: int = 0, total_steps: int = 0, rank_pattern: str | None = None) -> nn.Module:
+    """Make ``model`` ready to fine-tune with ``method``; returns the (possibly wrapped) model. ``rank_pattern``
+    (lora, peft-lora): a ``soralab allocate`` JSON whose modules, ranks and alphas replace ``target_modules``,
+    ``r`` and ``lora_alpha``."""
     check_method(method)
     common = dict(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=target_modules,
                   modules_to_save=heads)
+    if rank_pattern is not None:
+        from ..patterns import load_pattern
+
+        if method not in ("lora", "peft-lora"):
+            raise UsageError(f"rank_pattern sets per-module ranks of lora or peft-lora, not of {method!r}")
+
+        p = load_pattern(rank_pattern)
+        common.update(r=p["r"], lora_alpha=p["lora_alpha"], target_modules=list(p["target_modules"]),
+                      rank_pattern=dict(p["rank_pattern"]), alpha_pattern=dict(p["alpha_pattern"]))
     if method == "full":
         model.requires_grad_(True)
         return model
@@ -82,6 +93,6 @@ def active_ranks(model: nn.Module) -> dict[str, int]:
     ranks = {name: m.r["default"] for name, m in layers.items()}
     for key, mask in pattern.items():  # AdaLoRA: key "<module>.lora_E" (or the module), mask per rank
         name = key.removeprefix("base_model.model.").removesuffix(".default").removesuffix(".lora_E")
-        if name in ranks:
+        if name in ranks and not isinstance(mask, int):  # a LoRA rank_pattern's ranks are already in m.r
             ranks[name] = int(sum(bool(v) for v in mask))
     return ranks

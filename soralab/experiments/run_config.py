@@ -14,6 +14,7 @@ import torch
 from ..config import SoRAConfig
 from ..errors import UsageError
 from ..optim import PROX_MODES
+from ..patterns import load_pattern
 from . import glue
 from .hardware import resolve_precision
 from .methods import check_method
@@ -61,6 +62,9 @@ class GlueConfig:
     lora_alpha: float = _opt(16.0, "adapter scale numerator: the update is multiplied by lora_alpha / r")
     lora_dropout: float = _opt(0.0, "dropout on the adapter's input")
     target_modules: list[str] | None = _opt(None, "module names to adapt (None: all six linear layers of a block)")
+    rank_pattern: str | None = _opt(None, "lora, peft-lora: a rank pattern JSON from `soralab allocate`; its "
+                                          "target_modules, per-module ranks and alphas are used instead of "
+                                          "target_modules, r and lora_alpha")
     keep: float | None = _opt(None, "SoRA: share of ranks to keep, in (0, 1], reached by steering xi during "
                                     f"training (soralab.sparsity); {RECIPE}; ignored when xi is given")
     xi: float | None = _opt(None, "SoRA: a constant L1 strength instead of keep (threshold lr * xi per step)")
@@ -84,6 +88,11 @@ class GlueConfig:
         check_options(self)  # types, finiteness and ranges of every option that is not None (soralab.validate)
         self.task = glue.get_task(self.task).name
         check_method(self.method)
+        if self.rank_pattern is not None:
+            if self.method not in ("lora", "peft-lora") or self.target_modules is not None:
+                raise UsageError(f"rank_pattern sets the modules and ranks of lora or peft-lora; method "
+                                 f"{self.method!r} with target_modules={self.target_modules} cannot take one")
+            load_pattern(self.rank_pattern)  # checked now, before anything loads
         if self.split_protocol not in glue.SPLIT_PROTOCOLS:
             raise ValueError(f"split_protocol must be one of {glue.SPLIT_PROTOCOLS}, got {self.split_protocol!r}")
         if self.prox not in PROX_MODES:

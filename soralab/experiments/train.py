@@ -105,7 +105,8 @@ def setup(config: GlueConfig, epochs: float | None = None) -> Prepared:
                     lora_dropout=config.lora_dropout, target_modules=config.target_modules or TARGETS[family],
                     heads=HEADS[family], gate_init=config.gate_init, num_basis=config.num_basis, seed=config.seed,
                     total_steps=sparsity.total_steps(len(data["train"]), config.per_device_train_batch_size,
-                                                     epochs or config.num_train_epochs))
+                                                     epochs or config.num_train_epochs),
+                    rank_pattern=config.rank_pattern)
     trainable = count_trainable(model)
     t2 = time.perf_counter()
     return Prepared(config, spec, data, model, tokenizer, trainable, {"load": t1 - t0, "tokenize": t2 - t1})
