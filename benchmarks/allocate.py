@@ -119,7 +119,8 @@ def markdown(by: dict, tasks, seeds, baselines: dict) -> str:
            "runs/allocate` (see its docstring for the four arms). Model: the packaged all-MiniLM-L6-v2; scores x100 "
            "on the GLUE dev set (MRPC F1, STS-B Pearson) at the best of one evaluation per epoch; every training value "
            "from `soralab.experiments.recipes`. Adapter parameters exclude the task head (pooler + classifier), which "
-           f"trains in every arm. Budget: uniform LoRA r={BUDGET_RANK} on the six linear layers of every block; patterns never "
+           f"trains in every arm. Budget: uniform LoRA r={BUDGET_RANK} on the six linear layers of every block; "
+           "patterns never "
            "exceed it.", "",
            f"Seeds present: {', '.join(str(s) for s in seeds)}.", ""]
     for task in tasks:
