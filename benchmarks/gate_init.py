@@ -1,7 +1,7 @@
 """Which gate initialisation should SoRA default to? A measurement on the planted-rank task.
 
 For each (xi, weight decay) and gate_init in {ones, randn}: SoRA with r_max = 8 on a planted
-rank-3 update (``soralab.synthetic.planted_low_rank``), full-batch ProximalAdamW (lr 1e-2,
+rank-3 update (``soralab.teaching.planted.planted_low_rank``), full-batch ProximalAdamW (lr 1e-2,
 ``prox="paper"``), over several seeds. Prints, per setting, how many seeds ended with exactly
 the planted rank, the mean active rank and the median test MSE (the base map alone scores ~0.09).
 
@@ -15,7 +15,7 @@ import argparse
 import statistics
 
 import soralab
-from soralab.planted_fit import fit_planted
+from soralab.teaching.planted import fit_planted
 
 
 def fit(seed: int, xi: float, weight_decay: float, gate_init: str, steps: int, lr: float = 1e-2, r: int = 8):

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from scipy import stats
 
-from soralab import glue
-from soralab.sweep import collect
+from soralab.experiments import glue
+from soralab.experiments.sweep import collect
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent / "data"
+DATA = HERE.parent / "soralab" / "data"
 COLUMNS = ["task", "method", "seed", "metric", "score", "params_after_prune", "trainable_params", "wall_time_s"]
 TASKS = ["mrpc", "rte", "stsb", "sst2"]
 METHODS = ["lora", "sora", "adalora", "bitfit"]

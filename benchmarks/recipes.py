@@ -2,9 +2,10 @@
 
 Every run uses ``split_protocol="holdout"``: a seeded 20% slice of the training set (at most 1,000 rows) is the
 validation set, the rest trains, and the GLUE dev set that results report is not loaded. For each task the
-setting with the best held-out score (main metric, best epoch) becomes ``soralab.recipes.FOUND[(task, "lora")]``,
+setting with the best held-out score (main metric, best epoch) becomes
+``soralab.experiments.recipes.FOUND[(task, "lora")]``,
 which SoRA, PEFT LoRA and AdaLoRA share. Epochs, batch size, warm-up and sequence length stay at the recipe's
-base values (``soralab.recipes.BASE`` / ``BY_TASK``); they were not searched.
+base values (``soralab.experiments.recipes.BASE`` / ``BY_TASK``); they were not searched.
 
 Resumable (each run's result.json is reused), about 45 minutes on 2 CPU cores:
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from soralab.train import GlueResult, run_glue
+from soralab.experiments.train import GlueResult, run_glue
 
 TASKS = {"mrpc": {}, "rte": {}, "stsb": {}, "sst2": {"max_train_samples": 20_000}}
 SEED = 7  # not one of the record's seeds (0, 21, 42, 81, 100)

@@ -36,7 +36,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 import soralab
-from soralab.models import TARGETS, load_classifier
+from soralab.experiments.models import TARGETS, load_classifier
 
 TARGET_MODULES = TARGETS["bert"]
 
@@ -110,7 +110,7 @@ PARTS = ("load", "tokenize", "train", "evaluate")
 
 def one_run(name: str) -> None:
     """Child process: one small MRPC run with setting ``name``; prints its timings as JSON."""
-    from soralab.train import run_glue
+    from soralab.experiments.train import run_glue
 
     options, threads = WHOLE_RUN[name]
     torch.set_num_threads(threads)
@@ -121,7 +121,7 @@ def one_run(name: str) -> None:
 
 def tokenize_cost() -> tuple[float, float]:
     """Seconds to tokenize MRPC (train + dev) with soralab's fingerprint, and with datasets' default hashing."""
-    from soralab import glue
+    from soralab.experiments import glue
 
     data = glue.load_glue("mrpc")
     _, tokenizer = load_classifier("minilm", num_labels=2)

@@ -1,7 +1,8 @@
 """Does one SoRA strength mean the same sparsity at any task and budget?
 
 SoRA r_max=8 on four GLUE tasks at two budgets (640 training rows for one epoch: 20 steps; 1,920 rows for two
-epochs: 120 steps), each with the recipe's default ``keep=0.5`` (soralab.sparsity) and with the constant ``xi=10``
+epochs: 120 steps), each with the recipe's default ``keep=0.5``
+(soralab.experiments.sparsity) and with the constant ``xi=10``
 that was soralab's default before (threshold ``lr * xi`` per step, gates at the adapters' learning rate). Everything
 else comes from the recipes. The full-budget rows come from the quality record (``runs/quality``), if present.
 Prints a Markdown table of the share of ranks kept. Resumable; about 15 minutes on 2 cores, run it alone:
@@ -14,8 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from soralab.sweep import collect
-from soralab.train import run_glue
+from soralab.experiments.sweep import collect
+from soralab.experiments.train import run_glue
 
 TASKS = ("mrpc", "rte", "stsb", "sst2")
 BUDGETS = ((640, 1.0), (1920, 2.0))

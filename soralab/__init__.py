@@ -11,9 +11,9 @@ The whole method in a few calls::
 """
 
 from .config import LoRAConfig, NOLAConfig, SoRAConfig
-from .inject import adapter_modules, count_trainable, inject
-from .io import export_peft, load_adapter, save_adapter
-from .layers import AdapterLayer, LoRALinear, NOLALinear, SoRALinear
+from .export import export_peft, load_adapter, save_adapter
+from .inject import adapter_modules, inject
+from .layers import AdapterLayer, LoRALinear, NOLALinear, SoRALinear, count_trainable
 from .optim import ProximalAdamW, gate_l1, param_groups, soft_threshold, xi_values
 from .prune import gate_report, merge, prune
 
@@ -21,7 +21,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdapterLayer", "LoRAConfig", "LoRALinear", "NOLAConfig", "NOLALinear", "ProximalAdamW",
-    "SoRAConfig", "SoRALinear", "adapter_modules", "count_trainable", "export_peft", "gate_l1",
+    "SoRAConfig", "SoRALinear", "adapter_modules", "allocate", "count_trainable", "export_peft", "gate_l1",
     "gate_report", "inject", "load_adapter", "merge", "param_groups", "prune", "save_adapter",
     "soft_threshold", "xi_values",
 ]
+
+
+def __getattr__(name: str):
+    """``soralab.allocate`` (the rank finder) runs GLUE experiments, so it lives in ``soralab.experiments``; it is
+    looked up only when used, so ``import soralab`` loads the core alone and no core module imports upwards."""
+    if name == "allocate":
+        from .experiments.allocate import allocate
+
+        return allocate
+    raise AttributeError(f"module 'soralab' has no attribute {name!r}")

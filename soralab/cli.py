@@ -2,6 +2,7 @@
 
     soralab quickstart                      # SoRA on the packaged MiniLM, SST-2 subset, prune, export, reload
     soralab glue --task rte --method sora --max-train-samples 1000 --output-dir runs/rte-sora
+    soralab allocate --task mrpc --budget-rank 4 --output pattern.json   # SoRA-found ranks at LoRA r=4's size
     soralab sweep --tasks rte mrpc --methods lora sora --seeds 1 2 3 --grid keep=0.25,0.5 --output-dir runs/sweep \
         --set max_train_samples=1000 num_train_epochs=3
     soralab report runs/sweep --markdown runs/sweep/table.md --csv runs/sweep/table.csv
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from dataclasses import fields
 from pathlib import Path
 
 from .errors import usage_errors_exit
-from .train import GlueConfig, GlueResult, run_glue
-from .validate import check_output_dir, user_input
+from .experiments.train import GlueConfig, GlueResult, run_glue
+from .experiments.validate import check_output_dir, user_input
 
 
 def _add_glue_options(p: argparse.ArgumentParser) -> None:
@@ -62,7 +64,7 @@ def quickstart(args: argparse.Namespace) -> int:
     from peft import PeftModel
 
     import soralab
-    from soralab.models import load_classifier
+    from soralab.experiments.models import load_classifier
 
     out = Path(args.output_dir)
     check_output_dir(out, "--output-dir")  # before training, not after it
@@ -87,6 +89,24 @@ def quickstart(args: argparse.Namespace) -> int:
     return 0 if torch.allclose(a, b, atol=1e-4) else 1
 
 
+def allocate_command(args: argparse.Namespace, task: str, method: str, opts: dict) -> int:
+    """``soralab allocate``: options left out keep allocate's short-run defaults (then the recipe's)."""
+    from .experiments.allocate import allocate
+
+    opts = {k: v for k, v in opts.items() if v is not None}
+    user_input(GlueConfig, task=task, method=method, **opts)  # every option checked before anything loads
+    p = allocate(task, args.budget_rank, budget_params=args.budget_params, max_rank=args.max_rank,
+                 scaling=args.scaling, output=args.output, method=method, output_dir=args.output_dir,
+                 progress=not args.no_progress, **opts)
+    run, budget = p["finding_run"], p["budget"]
+    print(f"{task}: {run['method']} found {sum(v > 0 for v in p['found_ranks'].values())}/{len(p['found_ranks'])} "
+          f"live modules in {run['steps']} steps ({run['wall_time_s']:.0f}s); pattern of {p['params']:,} LoRA "
+          f"parameters for a budget of {budget['budget_params']:,}; {len(p['dropped_modules'])} module(s) dropped "
+          f"at rank 0; ranks: {sorted(Counter(p['rank_pattern'].values()).items())} (rank, modules)")
+    print(f"written to {args.output}")
+    return 0
+
+
 @usage_errors_exit("soralab")  # a user's mistake: "soralab: error: ..." and exit 2; a bug keeps its traceback
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="soralab", description=__doc__,
@@ -103,6 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--output-dir", default=None,
                    help="folder for result.json (a rerun with the same options reuses it)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    a = sub.add_parser("allocate", help="per-module LoRA ranks for PEFT's rank_pattern from a short SoRA run, "
+                       "scaled to a parameter budget", description="Runs SoRA briefly (by default 1,000 training "
+                       "rows, one epoch; every option below overrides that or the recipe), reads the ranks its gates "
+                       "kept, scales them to the budget and writes a JSON that peft.LoraConfig and soralab take "
+                       "(soralab.allocate: peft_config / lora_config; soralab glue --rank-pattern).")
+    _add_glue_options(a)
+    a.add_argument("--budget-rank", type=int, default=None, help="budget: the parameters of uniform LoRA of this "
+                   "rank on the same target modules (default: 4)")
+    a.add_argument("--budget-params", type=int, default=None, help="budget as a number of LoRA parameters instead")
+    a.add_argument("--max-rank", type=int, default=None, help="no module gets more (default: min(in, out))")
+    a.add_argument("--scaling", type=float, default=None, help="alpha / r of every module (default: the finding "
+                   "run's lora_alpha / r)")
+    a.add_argument("--output", required=True, help="the pattern's JSON file")
+    a.add_argument("--output-dir", default=None, help="folder for the finding run's result.json (reused by a rerun)")
+    a.add_argument("--no-progress", action="store_true", help="no progress bars")
     s = sub.add_parser("sweep", help="a grid of GLUE runs (tasks x methods x seeds x settings); resumable")
     s.add_argument("--tasks", nargs="+", required=True, help="GLUE tasks, e.g. rte mrpc")
     s.add_argument("--methods", nargs="+", required=True, help="methods, e.g. lora sora adalora")
@@ -122,17 +157,21 @@ def main(argv: list[str] | None = None) -> int:
     nb.add_argument("--only", nargs="*", default=None, help="name prefixes, e.g. 00 03")
     nb.add_argument("--output-dir", default=None, help="where executed notebooks and the summary go "
                     "(default: runs/notebooks/<profile>)")
+    nb.add_argument("--notebooks-dir", default=None, help="the clone's notebooks/ folder (default: ./notebooks, "
+                    "else the clone of an editable install; a wheel install must name it)")
     args = parser.parse_args(argv)
     if args.command == "notebooks":
-        from .profiles import profile
-        from .suite import run_suite
+        from .teaching.profiles import profile
+        from .teaching.suite import run_suite, suite_ok
 
-        rows = run_suite(profile(args.profile).name, args.output_dir, args.only)
-        return 0 if all(r["status"] == "ok" for r in rows) else 1
+        name = profile(args.profile).name
+        out = args.output_dir or f"runs/notebooks/{name}"
+        rows = run_suite(name, out, args.only, args.notebooks_dir)
+        return 0 if suite_ok(rows, name, out) else 1
     if args.command == "quickstart":
         return quickstart(args)
     if args.command in ("sweep", "report"):
-        from .sweep import parse_grid, parse_set, report, sweep
+        from .experiments.sweep import parse_grid, parse_set, report, sweep
 
         if args.command == "sweep":
             common = parse_set(args.set)
@@ -143,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     opts = {f.name: getattr(args, f.name) for f in fields(GlueConfig) if f.name != "from_recipe"}
     task, method = opts.pop("task"), opts.pop("method")
+    if args.command == "allocate":
+        return allocate_command(args, task, method, opts)
     user_input(GlueConfig, task=task, method=method, **opts)  # every option checked before anything loads
     result = run_glue(task, method, output_dir=args.output_dir, progress=not args.no_progress, **opts)
     print_result(result)

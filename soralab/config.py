@@ -9,14 +9,28 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-_GATE_INITS = ("ones", "randn")
+GATE_INITS = ("ones", "randn")
+
+
+def check_gate_init(value: str) -> str:
+    """The one check of a SoRA gate initialisation (used by ``SoRAConfig``, ``SoRALinear`` and the CLI)."""
+    if value not in GATE_INITS:
+        raise ValueError(f"gate_init must be one of {', '.join(GATE_INITS)}, got {value!r}")
+    return value
 
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _pattern_key(keys, name: str) -> str | None:
+    """The first key of a rank or alpha pattern that matches ``name``, by PEFT's ``get_pattern_key`` rule
+    (``re.match(rf"(.*\\.)?({key})$", name)``); None when none does."""
+    return next((k for k in keys if re.match(rf"(.*\.)?({k})$", name)), None)
 
 
 @dataclass
@@ -27,6 +41,12 @@ class LoRAConfig:
         ``encoder.layer.0.attention.self.query``); a module is targeted when its full name
         equals an entry or ends with ``"." + entry``.
     modules_to_save: modules that stay fully trainable (e.g. the classifier head).
+    rank_pattern, alpha_pattern: per-module rank and alpha, read exactly as PEFT's ``LoraConfig`` reads them, so
+        one pattern (e.g. from ``soralab.allocate``) builds the same layers in both: a key is a regular expression
+        matched against the end of a module's name at a dot boundary (a full module name matches only itself),
+        the first matching key wins, and a module no key matches gets ``r`` / ``lora_alpha``. Each module's scale
+        is its own ``alpha / r``: a module in ``rank_pattern`` but not in ``alpha_pattern`` gets ``lora_alpha / its
+        rank`` (PEFT's rule), so to keep one scale ``s`` everywhere give ``alpha_pattern`` as ``s * rank``.
     """
 
     r: int = 8
@@ -34,6 +54,8 @@ class LoRAConfig:
     lora_dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
     modules_to_save: list[str] = field(default_factory=list)
+    rank_pattern: dict[str, int] = field(default_factory=dict)
+    alpha_pattern: dict[str, float] = field(default_factory=dict)
 
     method = "lora"
 
@@ -58,10 +80,31 @@ class LoRAConfig:
         if not all(isinstance(m, str) and m for m in self.modules_to_save):
             raise ValueError(f"modules_to_save must be a list of module names, e.g. ['classifier'], "
                              f"got {self.modules_to_save!r}")
+        self.rank_pattern, self.alpha_pattern = dict(self.rank_pattern or {}), dict(self.alpha_pattern or {})
+        for key, r in self.rank_pattern.items():
+            if not isinstance(key, str) or not key or isinstance(r, bool) or not isinstance(r, int) or r <= 0:
+                raise ValueError(f"rank_pattern maps module names to positive integer ranks (a module that should "
+                                 f"get rank 0 is left out of target_modules instead), got {key!r}: {r!r}")
+        for key, a in self.alpha_pattern.items():
+            if not isinstance(key, str) or not key or not _is_number(a) or not 0 < a < math.inf:
+                raise ValueError(f"alpha_pattern maps module names to finite alphas > 0, got {key!r}: {a!r}")
+        for key in (*self.rank_pattern, *self.alpha_pattern):
+            try:
+                re.compile(key)
+            except re.error as err:
+                raise ValueError(f"pattern key {key!r} is not a valid regular expression ({err}); PEFT reads "
+                                 f"rank_pattern / alpha_pattern keys as regular expressions") from None
 
     @property
     def scaling(self) -> float:
+        """The scale ``lora_alpha / r`` of a module that neither pattern names."""
         return self.lora_alpha / self.r
+
+    def rank_alpha(self, name: str) -> tuple[int, float]:
+        """``(r, lora_alpha)`` of module ``name``: from the patterns if a key matches (PEFT's rule), else the
+        config's own ``r`` / ``lora_alpha``. The module's scale is then ``lora_alpha / r``."""
+        r_key, a_key = _pattern_key(self.rank_pattern, name), _pattern_key(self.alpha_pattern, name)
+        return self.rank_pattern.get(r_key, self.r), self.alpha_pattern.get(a_key, self.lora_alpha)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, **asdict(self)}
@@ -98,8 +141,7 @@ class SoRAConfig(LoRAConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.gate_init not in _GATE_INITS:
-            raise ValueError(f"gate_init must be one of {_GATE_INITS}, got {self.gate_init!r}")
+        check_gate_init(self.gate_init)
 
 
 @dataclass

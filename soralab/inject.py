@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 from torch import nn
 
-from .config import LoRAConfig, NOLAConfig, SoRAConfig
+from .config import LoRAConfig, NOLAConfig
+from .config import _pattern_key as config_key
 from .errors import UsageError, WrongTypeError
 from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, LoRALinear, NOLALinear, SoRALinear, _in_out
 
@@ -33,15 +34,29 @@ def adapter_modules(model: nn.Module, kind: type = AdapterLayer) -> Iterator[tup
             yield name, module
 
 
-def make_adapter(base: nn.Module, config: LoRAConfig, name: str = "") -> AdapterLayer:
-    common = dict(r=config.r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout)
-    if isinstance(config, SoRAConfig):
-        return SoRALinear(base, gate_init=config.gate_init, **common)
-    if isinstance(config, NOLAConfig):
-        return NOLALinear(
-            base, num_basis_A=config.num_basis_A, num_basis_B=config.num_basis_B,
-            seed=config.seed, name=name, **common,
-        )
+LAYER_TYPES = {"lora": LoRALinear, "sora": SoRALinear, "nola": NOLALinear}  # a config's method -> its layer
+
+
+def make_adapter(base: nn.Module, config: LoRAConfig, name: str = "", *, layer_type: str | None = None,
+                 r: int | None = None, lora_alpha: float | None = None) -> AdapterLayer:
+    """The one factory of adapter layers: ``config``'s own layer type at module ``name``'s rank and alpha
+    (``config.rank_alpha(name)``: ``r`` / ``lora_alpha``, or a ``rank_pattern`` / ``alpha_pattern`` entry), or, for a
+    saved layout (``soralab.load_adapter``), the named ``layer_type`` (a pruned SoRA adapter holds ``LoRALinear``
+    layers) at its own ``r`` and ``lora_alpha``. ``name`` also seeds NOLA's bases."""
+    kinds = {cls.__name__: cls for cls in LAYER_TYPES.values()}
+    cls = kinds.get(layer_type) if layer_type else LAYER_TYPES[config.method]
+    if cls is None:
+        raise UsageError(f"unknown adapter layer type {layer_type!r}; expected one of {', '.join(kinds)}")
+    own_r, own_alpha = config.rank_alpha(name)
+    common = dict(r=own_r if r is None else r, lora_alpha=own_alpha if lora_alpha is None else lora_alpha,
+                  lora_dropout=config.lora_dropout)
+    if cls is SoRALinear:
+        return SoRALinear(base, gate_init=getattr(config, "gate_init", "randn"), **common)
+    if cls is NOLALinear:
+        if not isinstance(config, NOLAConfig):
+            raise UsageError(f"a NOLALinear layer needs a NOLA config (bases and seed), got {type(config).__name__}")
+        return NOLALinear(base, num_basis_A=config.num_basis_A, num_basis_B=config.num_basis_B, seed=config.seed,
+                          name=name, **common)
     return LoRALinear(base, **common)
 
 
@@ -68,7 +83,9 @@ def inject(model: nn.Module, config: LoRAConfig) -> nn.Module:
         )
     names = [n for n, _ in model.named_modules() if n]
     check_no_overlap([n for n, _ in targets], [n for n in names if matches(n, config.modules_to_save)])
-    warn_rank_above_width(targets, config.r)
+    check_patterns(config, [n for n, _ in targets])
+    for r in sorted({config.rank_alpha(n)[0] for n, _ in targets}):
+        warn_rank_above_width([(n, m) for n, m in targets if config.rank_alpha(n)[0] == r], r)
 
     return install(model, {name: make_adapter(base, config, name) for name, base in targets}, config)
 
@@ -86,6 +103,17 @@ def check_targets(model: nn.Module, target_modules: list[str], modules_to_save: 
     if missing:
         raise UsageError(f"modules_to_save {missing} match no module of this model")
     return targets
+
+
+def check_patterns(config: LoRAConfig, targets: list[str]) -> None:
+    """Refuse a ``rank_pattern`` / ``alpha_pattern`` key that matches no targeted module: PEFT ignores one
+    silently, and a typo would then give that module the default rank."""
+    for kind, pattern in (("rank_pattern", config.rank_pattern), ("alpha_pattern", config.alpha_pattern)):
+        unused = [k for k in pattern if not any(config_key(pattern, n) == k for n in targets)]
+        if unused:
+            raise UsageError(f"{kind} key(s) {unused[:3]} match no module of target_modules={config.target_modules} "
+                             f"(or only modules an earlier key already matches; {len(unused)} in all); a key names "
+                             f"a targeted module, e.g. {targets[0]!r}")
 
 
 def check_no_overlap(targets: list[str], saved: list[str], where: str = "") -> None:
@@ -136,7 +164,3 @@ def adapter_config(model: nn.Module) -> LoRAConfig:
     if config is None:
         raise ValueError("this model has no soralab adapters; call soralab.inject(model, config) first")
     return config
-
-
-def count_trainable(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from .config import check_gate_init
+
 SUPPORTED_BASE_TYPES = (nn.Linear, Conv1D)
 
 
@@ -32,6 +34,11 @@ def _in_out(base: nn.Module) -> tuple[int, int]:
         f"cannot adapt a {type(base).__name__}; supported layer types are "
         f"{', '.join(t.__name__ for t in SUPPORTED_BASE_TYPES)}"
     )
+
+
+def count_trainable(model: nn.Module) -> int:
+    """Parameters that train (``requires_grad``): the one count used for adapters, heads and whole models."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 class AdapterLayer(nn.Module):
@@ -77,6 +84,14 @@ class AdapterLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.base_layer(x) + self.update(self.lora_dropout(x))
 
+    def active_rank(self) -> int:
+        """Ranks that contribute: all ``r`` of them (SoRA overrides: its non-zero gates)."""
+        return self.r
+
+    def params_after_prune(self) -> int:
+        """Trainable parameters this layer keeps after ``soralab.prune`` (SoRA overrides: live ranks, no gate)."""
+        return count_trainable(self)  # the base layer is frozen
+
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, r={self.r}, scaling={self.scaling:g}"
 
@@ -108,12 +123,10 @@ class SoRALinear(LoRALinear):
     ):
         super().__init__(base_layer, r, lora_alpha, lora_dropout)
         self.gate = self._new_param(r)
-        if gate_init == "ones":
+        if check_gate_init(gate_init) == "ones":
             nn.init.ones_(self.gate)
-        elif gate_init == "randn":
-            nn.init.normal_(self.gate)
         else:
-            raise ValueError(f"gate_init must be 'ones' or 'randn', got {gate_init!r}")
+            nn.init.normal_(self.gate)
 
     def update(self, x: torch.Tensor) -> torch.Tensor:
         # (..., r) * (r,): gate and scaling applied together on the narrow activation
@@ -124,6 +137,9 @@ class SoRALinear(LoRALinear):
 
     def active_rank(self) -> int:
         return int(torch.count_nonzero(self.gate.detach()))
+
+    def params_after_prune(self) -> int:
+        return self.active_rank() * (self.in_features + self.out_features)
 
 
 def _module_seed(seed: int, name: str) -> int:

@@ -13,7 +13,7 @@ from torch import nn
 
 from .errors import NonFiniteError
 from .inject import adapter_modules, replace_module
-from .layers import AdapterLayer, LoRALinear, SoRALinear
+from .layers import LoRALinear, SoRALinear, count_trainable
 
 
 def check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:
@@ -33,20 +33,13 @@ def adapter_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
             for attr, p in m.named_parameters(recurse=False)}
 
 
-def adapter_param_count(module: AdapterLayer) -> int:
-    """Trainable adapter parameters a layer holds now."""
-    return sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
-
-
-def _rank_of(module: AdapterLayer) -> int:
-    return module.active_rank() if isinstance(module, SoRALinear) else module.r
-
-
-def pruned_param_count(module: AdapterLayer) -> int:
-    """Adapter parameters after ``prune``: a plain LoRA of the active rank (no gate)."""
-    if isinstance(module, SoRALinear):
-        return module.active_rank() * (module.in_features + module.out_features)
-    return adapter_param_count(module)
+def params_after_prune(model: nn.Module) -> int:
+    """Trainable parameters the model would have after ``prune``: every adapter layer at its
+    ``params_after_prune()`` (SoRA: live ranks, no gate), everything else that trains (the head) as it is.
+    A model without soralab adapters (PEFT, full, BitFit) keeps what it trains."""
+    layers = [m for _, m in adapter_modules(model)]
+    return count_trainable(model) - sum(count_trainable(m) for m in layers) + sum(m.params_after_prune()
+                                                                                  for m in layers)
 
 
 @dataclass
@@ -98,7 +91,7 @@ def gate_report(model: nn.Module) -> GateReport:
     """A row per adapter module: name, r_max, active rank, params now and after pruning."""
     check_finite(adapter_tensors(model), "gate_report")
     rows = [
-        GateRow(name, type(m).__name__, m.r, _rank_of(m), adapter_param_count(m), pruned_param_count(m))
+        GateRow(name, type(m).__name__, m.r, m.active_rank(), count_trainable(m), m.params_after_prune())
         for name, m in adapter_modules(model)
     ]
     if not rows:

@@ -11,7 +11,7 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 
 import soralab
-from soralab.train import run_glue
+from soralab.experiments.train import run_glue
 
 out, model_path, data_dir = sys.argv[1:4]
 result = run_glue("sst2", "sora", model_name_or_path=model_path, data_dir=data_dir, num_train_epochs=2, xi=20.0,

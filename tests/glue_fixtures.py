@@ -1,6 +1,6 @@
 """Tiny GLUE files in the exact original layout of each task, for tests (test-only; no real data).
 
-Written independently of ``soralab.glue``: this module knows each file layout itself and returns the rows it
+Written independently of ``soralab.experiments.glue``: this module knows each file layout itself and returns the rows it
 expects a correct loader to produce, so loader tests are not circular.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 from typing import Any
+
+from soralab.experiments.models import TINY
 
 _PAIR = ("sentence1", "sentence2")
 _NLI = ("entailment", "not_entailment")
@@ -100,3 +102,8 @@ def write_glue_fixture(root: str | Path, task: str, n_train: int = 8, n_dev: int
             fh.write("\n".join(lines) + ending)
         expected["train" if stem == "train" else "validation" + stem.removeprefix("dev")] = rows
     return expected
+
+
+# Sum of (in + out) over the six adapted linears of every block of soralab's tiny BERT (``models.TINY``): four
+# hidden x hidden layers and two hidden <-> FFN layers per block. A rank-r LoRA on all of them has r times this.
+TINY_BERT_IN_PLUS_OUT = TINY["layers"] * (4 * (TINY["hidden"] * 2) + 2 * (TINY["hidden"] + TINY["ffn"]))

@@ -8,7 +8,7 @@ from peft import LoraConfig, get_peft_model
 from transformers.pytorch_utils import Conv1D
 
 import soralab
-from soralab.models import HEADS, TARGETS, tiny_model
+from soralab.experiments.models import HEADS, TARGETS, tiny_model
 
 ARCHS = ["bert", "roberta", "deberta-v2", "gpt2"]
 
@@ -69,7 +69,7 @@ def test_sora_with_unit_gates_equals_lora(batch):
                                                                   gate_init="ones"))
     randomize_adapters(lora, seed=3)
     with torch.no_grad():
-        for (_, a), (_, b) in zip(soralab.adapter_modules(lora), soralab.adapter_modules(sora), strict=False):
+        for (_, a), (_, b) in zip(soralab.adapter_modules(lora), soralab.adapter_modules(sora), strict=True):
             b.lora_A.copy_(a.lora_A)
             b.lora_B.copy_(a.lora_B)
             assert torch.equal(b.gate, torch.ones(4))

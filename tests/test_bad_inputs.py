@@ -20,11 +20,11 @@ from safetensors.torch import save_file
 import soralab
 from soralab.cli import main as cli_main
 from soralab.errors import MissingFileError, NonFiniteError, UsageError
-from soralab.io import CONFIG_NAME, WEIGHTS_NAME
-from soralab.methods import prepare
-from soralab.models import save_tiny_checkpoint, tiny_model
-from soralab.sweep import parse_grid, parse_set, report, sweep
-from soralab.train import RESULT_NAME, GlueConfig, GlueResult, run_glue
+from soralab.experiments.methods import prepare
+from soralab.experiments.models import save_tiny_checkpoint, tiny_model
+from soralab.experiments.sweep import parse_grid, parse_set, report, sweep
+from soralab.experiments.train import RESULT_NAME, GlueConfig, GlueResult, run_glue
+from soralab.export import CONFIG_NAME, WEIGHTS_NAME
 
 NAN, INF = float("nan"), float("inf")
 
@@ -255,7 +255,8 @@ ROWS = [
      r"max_train_samples must be an integer, got 2\.5"),
     ("data_dir as a Path", lambda e: GlueConfig(task="rte", data_dir=Path(e.glue)), UsageError,
      r"data_dir must be a string \(write str\(data_dir\)\), got PosixPath"),
-    ("load_glue max_train_samples=2.5", lambda e: soralab.glue.load_glue("rte", e.glue, max_train_samples=2.5),
+    ("load_glue max_train_samples=2.5",
+     lambda e: soralab.experiments.glue.load_glue("rte", e.glue, max_train_samples=2.5),
      UsageError, r"max_train_samples must be a positive integer or None, got 2\.5"),
     ("model path that does not exist", lambda e: run_glue("rte", "lora", **{**e.run, "model_name_or_path":
                                                                             str(e.tmp / "no_model")}),

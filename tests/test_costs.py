@@ -1,15 +1,23 @@
-"""soralab.costs: stored parameters (a saved folder agrees with the count from a live model), safetensors
+"""soralab.experiments.costs: stored parameters (a saved folder agrees with the count from a live model), safetensors
 value/byte accounting and interleaved latency timing."""
 
 import pytest
 import torch
+from glue_fixtures import TINY_BERT_IN_PLUS_OUT
 from safetensors.torch import save_file
 from torch import nn
 
 import soralab
-from soralab.costs import Latency, count_stored, file_cost, interleaved_latency, saved_tensors, stored_params
+from soralab.experiments.costs import (
+    Latency,
+    count_stored,
+    file_cost,
+    interleaved_latency,
+    saved_tensors,
+    stored_params,
+)
+from soralab.experiments.models import HEADS, TARGETS, tiny_model
 from soralab.inject import matches
-from soralab.models import HEADS, TARGETS, tiny_model
 
 
 @pytest.mark.parametrize("dtype, width", [(torch.float32, 4), (torch.float16, 2)])
@@ -57,8 +65,8 @@ def test_latency_summary_and_bad_arguments():
     with pytest.raises(ValueError, match="no models"):
         interleaved_latency({}, {})
 
-# tiny bert: 2 blocks, hidden 32, FFN 37; per block four 32x32 layers and two 32<->37 layers
-IN_PLUS_OUT = 2 * (4 * (32 + 32) + 2 * (32 + 37))
+# tiny bert: per block four hidden x hidden layers and two hidden <-> FFN layers
+IN_PLUS_OUT = TINY_BERT_IN_PLUS_OUT
 HEAD = 32 * 2 + 2 + 32 * 32 + 32  # classifier weight and bias (2 labels), pooler dense weight and bias
 
 

@@ -9,7 +9,7 @@ import torch
 from glue_fixtures import write_glue_fixture
 from safetensors.torch import load_file
 
-from soralab.models import save_tiny_checkpoint
+from soralab.experiments.models import save_tiny_checkpoint
 
 
 def test_gates_identical_on_two_ranks(tmp_path):
@@ -18,8 +18,8 @@ def test_gates_identical_on_two_ranks(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env.pop("SORALAB_GLUE_DIR", None)
     worker = Path(__file__).with_name("ddp_worker.py")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
-                           "--master_addr", "127.0.0.1", "--master_port", "29533", str(worker), str(tmp_path), model,
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+                           str(worker), str(tmp_path), model,
                            str(tmp_path / "glue")], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     g0 = load_file(str(tmp_path / "gates_rank0.safetensors"))

@@ -1,4 +1,4 @@
-"""Tests for soralab.glue: loading the original GLUE files, split protocols, metrics, tokenization."""
+"""Tests for soralab.experiments.glue: loading the original GLUE files, split protocols, metrics, tokenization."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import torch
 from glue_fixtures import write_glue_fixture
 from transformers import EvalPrediction
 
-from soralab import glue
-from soralab.glue import TASKS, compute_metrics, get_task, load_glue, main_score, metrics_fn, tokenize
+from soralab.experiments.glue import TASKS, compute_metrics, get_task, load_glue, metrics_fn, tokenize
 
 REAL_DIR = os.environ.get("SORALAB_GLUE_DIR")  # read before the autouse fixture below unsets it
 ALL_TASKS = ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"]
@@ -56,6 +55,17 @@ def test_task_table_matches_hf_glue():
     assert TASKS["mnli"].eval_splits == ("validation_matched", "validation_mismatched")
     assert TASKS["rte"].eval_splits == ("validation",)
     assert {t for t, s in TASKS.items() if s.large} == {"sst2", "qnli", "qqp", "mnli"}
+
+
+@pytest.mark.parametrize("task", ALL_TASKS)
+def test_each_task_is_consistent_with_its_metrics(task):
+    """Label count, label names and main metric agree with what the metric code computes for the task."""
+    spec = TASKS[task]
+    assert spec.num_labels == (1 if spec.is_regression else len(spec.label_names))
+    rng = np.random.default_rng(0)
+    labels = rng.uniform(0, 5, 20) if spec.is_regression else rng.integers(0, spec.num_labels, 20)
+    metrics = compute_metrics(spec, labels[::-1].copy(), labels)
+    assert spec.main_metric in metrics and all(np.isfinite(v) for v in metrics.values())
 
 
 @pytest.mark.parametrize("alias,name", [("SST-2", "sst2"), ("sts-b", "stsb"), ("RTE", "rte"), ("CoLA", "cola")])
@@ -326,14 +336,6 @@ def test_metrics_fn_takes_logits():
     assert reg == {"pearson": pytest.approx(0.5), "spearmanr": pytest.approx(0.5)}
 
 
-def test_main_score():
-    assert main_score("cola", {"matthews_correlation": 0.4}) == 0.4
-    assert main_score("stsb", {"eval_pearson": 0.9, "eval_spearmanr": 0.8}) == 0.9
-    assert main_score("mrpc", {"f1": 0.9, "accuracy": 0.85}) == 0.9
-    with pytest.raises(KeyError, match="accuracy"):
-        main_score("mnli", {"f1": 1.0})
-
-
 # ----------------------------------------------------------------------------------------------- tokenize
 
 
@@ -387,7 +389,3 @@ def test_real_glue_files():
     assert scores.min() >= 0 and scores.max() <= 5 and math.isclose(float(scores[0]), 5.0)
     paper = load_glue("sst2", REAL_DIR, split_protocol="paper")
     assert (len(paper["train"]), len(paper["validation"]), len(paper["test"])) == (66349, 1000, 872)
-
-
-def test_module_exports():
-    assert glue.ENV_VAR == "SORALAB_GLUE_DIR" and glue.PAPER_HOLDOUT == 1000

@@ -15,13 +15,13 @@ import torch
 from glue_fixtures import write_glue_fixture
 
 import soralab
-from soralab import glue
 from soralab.cli import main as cli_main
-from soralab.io import CONFIG_NAME, WEIGHTS_NAME
-from soralab.models import save_tiny_checkpoint, tiny_model
-from soralab.results import select_best
-from soralab.sweep import _setting_name, parse_grid, parse_set, sweep
-from soralab.train import RESULT_NAME, GlueResult, run_glue
+from soralab.experiments import glue
+from soralab.experiments.models import save_tiny_checkpoint, tiny_model
+from soralab.experiments.results import select_best
+from soralab.experiments.sweep import _setting_name, parse_grid, parse_set, sweep
+from soralab.experiments.train import RESULT_NAME, GlueResult, run_glue
+from soralab.export import CONFIG_NAME, WEIGHTS_NAME
 
 FAST = dict(max_seq_length=32, per_device_train_batch_size=8, per_device_eval_batch_size=16, progress=False,
             num_train_epochs=1)
@@ -159,7 +159,7 @@ def test_all_nan_run_is_degenerate_valid_json_and_flagged(tiny, tmp_path, monkey
     assert saved["best"]["eval_validation_pearson"] is None
     again = GlueResult.from_json(out / RESULT_NAME)
     assert again.degenerate and math.isnan(again.score)
-    table = soralab.sweep.report(tmp_path, references=False)
+    table = soralab.experiments.sweep.report(tmp_path, references=False)
     assert "| lora | default | bert | degenerate (NaN) |  |" in table  # no number, and no mean from it
     assert "nan" not in table.replace("(NaN)", "").lower()
 
@@ -190,7 +190,7 @@ def test_interrupted_save_over_an_adapter_leaves_the_old_one_whole(fail_at, tmp_
         raise KeyboardInterrupt
 
     if fail_at == "weights":
-        monkeypatch.setattr("soralab.io.save_file", interrupt)
+        monkeypatch.setattr("soralab.export.save_file", interrupt)
     elif fail_at == "config":
         monkeypatch.setattr("pathlib.Path.write_text", interrupt)
     else:  # the new folder cannot be renamed into place after the old one was moved aside
@@ -201,7 +201,7 @@ def test_interrupted_save_over_an_adapter_leaves_the_old_one_whole(fail_at, tmp_
             if len(calls) == 2:
                 raise KeyboardInterrupt
             real_replace(src, dst)
-        monkeypatch.setattr("soralab.io.os.replace", second_replace_fails)
+        monkeypatch.setattr("soralab.files.os.replace", second_replace_fails)
     with pytest.raises(KeyboardInterrupt):
         soralab.save_adapter(adapter(2), folder)
     monkeypatch.undo()
@@ -243,7 +243,8 @@ def test_truncated_result_is_redone_and_save_model_saves_over_a_reused_run(tiny,
     with pytest.warns(UserWarning, match="no adapter was saved with it; training again"):
         res = run_glue("rte", "lora", output_dir=folder, save_model=True, seed=1, **common, progress=False)
     assert not res.reused and (folder / "adapter" / CONFIG_NAME).is_file()
-    loaded = soralab.load_adapter(soralab.models.load_classifier(tiny["model_name_or_path"])[0], folder / "adapter")
+    base = soralab.experiments.models.load_classifier(tiny["model_name_or_path"])[0]
+    loaded = soralab.load_adapter(base, folder / "adapter")
     ids = torch.randint(0, 99, (2, 7), generator=torch.Generator().manual_seed(0))
     res.model.eval()
     loaded.eval()
@@ -258,8 +259,9 @@ def test_a_bf16_checkpoint_loads_in_fp32(tmp_path):
     import torch
 
     folder = save_tiny_checkpoint(tmp_path / "bert")
-    model = soralab.models.load_classifier(folder)[0].to(torch.bfloat16)
+    model = soralab.experiments.models.load_classifier(folder)[0].to(torch.bfloat16)
     model.save_pretrained(tmp_path / "bf16")
-    reloaded = soralab.models.load_classifier(tmp_path / "bf16")[0]
+    reloaded = soralab.experiments.models.load_classifier(tmp_path / "bf16")[0]
     assert {p.dtype for p in reloaded.parameters()} == {torch.float32}
-    assert soralab.models.load_classifier(tmp_path / "bf16", dtype=torch.bfloat16)[0].dtype == torch.bfloat16
+    forced = soralab.experiments.models.load_classifier(tmp_path / "bf16", dtype=torch.bfloat16)[0]
+    assert forced.dtype == torch.bfloat16

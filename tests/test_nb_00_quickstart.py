@@ -16,9 +16,9 @@ from keyword_fixture import write_keyword_sst2
 from peft import PeftModel
 
 import soralab
-from soralab.costs import file_cost
-from soralab.models import load_classifier, save_tiny_checkpoint
-from soralab.train import run_glue
+from soralab.experiments.costs import file_cost
+from soralab.experiments.models import load_classifier, save_tiny_checkpoint
+from soralab.experiments.train import run_glue
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add contention
 

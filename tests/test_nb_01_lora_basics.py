@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import soralab
-from soralab.models import TARGETS, tiny_model
-from soralab.planted_fit import fit_planted
+from soralab.experiments.models import TARGETS, tiny_model
+from soralab.teaching.planted import fit_planted
 
 
 @pytest.mark.parametrize("d_in, d_out", [(384, 384), (384, 1536)])
@@ -24,7 +24,7 @@ def test_minilm_shaped_model_with_all_six_targets_has_331776_lora_params():
     """The notebook's whole-MiniLM count, on a model of MiniLM's shape built on the meta device (no weights)."""
     from transformers import AutoConfig, BertForSequenceClassification
 
-    from soralab.models import minilm_path
+    from soralab.experiments.models import minilm_path
 
     with torch.device("meta"):
         model = BertForSequenceClassification(AutoConfig.from_pretrained(minilm_path(), num_labels=2))

@@ -1,35 +1,35 @@
 """Twin of notebooks/03_sora_vs_lora_on_glue.ipynb: the parameter bookkeeping of the five methods, on a tiny
 BERT checkpoint and a tiny SST-2 fixture (the notebook's accuracy claims need the real model and data).
 
-Parameter counts come from ``soralab.methods.prepare`` (what ``run_glue`` calls before training); LoRA and
+Parameter counts come from ``soralab.experiments.methods.prepare`` (what ``run_glue`` calls before training); LoRA and
 SoRA also go through ``run_glue``, which must report the same counts, and SoRA's pruning needs training.
 """
 
-import math
 from collections import Counter
 
 import pytest
 from glue_fixtures import write_glue_fixture
 
 import soralab
-from soralab.glue import load_glue
-from soralab.methods import prepare
-from soralab.models import HEADS, TARGETS, load_classifier, save_tiny_checkpoint
-from soralab.plots import plot_frontier, plot_history
-from soralab.profiles import profile
-from soralab.recipes import recipe
-from soralab.sweep import reference_table
-from soralab.train import run_glue
+from soralab.experiments.glue import load_glue
+from soralab.experiments.methods import prepare
+from soralab.experiments.models import HEADS, TARGETS, load_classifier, save_tiny_checkpoint
+from soralab.experiments.recipes import recipe
+from soralab.experiments.sparsity import total_steps, xi_for_pull
+from soralab.experiments.sweep import reference_table
+from soralab.experiments.train import run_glue
+from soralab.teaching.plots import plot_frontier, plot_history
+from soralab.teaching.profiles import profile
 
 METHODS = ("full", "bitfit", "lora", "adalora", "sora")
 R = 8
 
 
 def sizing(n_rows: int, epochs: float, batch: int, min_batch: int = 16, gate_shrink: float = 2.0):
-    """The notebook's batch / steps / xi arithmetic (kept in step with notebooks/03 by hand)."""
+    """The notebook's batch / steps / xi arithmetic: its batch rule, then the package's step and xi sizing."""
     batch_size = min(max(batch, min_batch), int(n_rows * epochs // 10))
-    steps = math.ceil(math.ceil(n_rows / batch_size) * epochs)
-    return batch_size, steps, gate_shrink / (steps * recipe("sst2", "sora")["learning_rate"] / 2)
+    steps = total_steps(n_rows, batch_size, epochs)
+    return batch_size, steps, xi_for_pull(gate_shrink, steps, recipe("sst2", "sora")["learning_rate"])
 
 
 @pytest.fixture(scope="module")

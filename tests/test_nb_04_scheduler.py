@@ -1,26 +1,28 @@
 """Twin of notebooks/04_sparsifying_scheduler.ipynb: xi sizing, the three schedules, why dead gates stay dead,
 and the stage table's claims, on a tiny BERT checkpoint and a tiny SST-2 fixture."""
 
+import itertools
 import math
 
 import pytest
 import torch
-from glue_fixtures import write_glue_fixture
+from glue_fixtures import TINY_BERT_IN_PLUS_OUT, write_glue_fixture
 
 import soralab
-from soralab.models import save_tiny_checkpoint
+from soralab.experiments.models import save_tiny_checkpoint
+from soralab.experiments.recipes import recipe
+from soralab.experiments.scheduler import sparsify
+from soralab.experiments.sparsity import pull_of, total_steps, xi_for_pull
 from soralab.optim import XI_SCHEDULES
-from soralab.plots import plot_sparsify
-from soralab.profiles import profile
-from soralab.recipes import recipe
-from soralab.scheduler import sparsify
+from soralab.teaching.plots import plot_sparsify
+from soralab.teaching.profiles import profile
 
 LR = recipe("sst2", "sora")["learning_rate"]
 
 
 def xi_for(pull: float, steps: int) -> float:
-    """The notebook's sizing: over a linear warm-up/decay stage the mean lr is lr/2."""
-    return pull / (steps * LR / 2)
+    """The notebook's sizing (the package's): over a linear warm-up/decay stage the mean lr is lr/2."""
+    return xi_for_pull(pull, steps, LR)
 
 
 @pytest.mark.parametrize("start, end, n", [(50.0, 100.0, 2), (6.67, 13.3, 4), (0.019, 0.039, 6), (1.0, 1.0, 3)])
@@ -37,10 +39,11 @@ def test_schedules_share_end_points_and_are_ordered(start, end, n):
 
 def test_classroom_sizing_keeps_every_xi_above_three_on_short_stages():
     c = profile("classroom")
-    steps = math.ceil(min(c.max_train_samples, 480) / c.batch_size) * c.epochs_per_stage
+    steps = total_steps(min(c.max_train_samples, 480), c.batch_size, c.epochs_per_stage)
     xis = soralab.xi_values(xi_for(0.5, steps), xi_for(1.0, steps), c.n_stages, "linear")
     assert steps == 30 and min(xis) >= 3 and xis[-1] == pytest.approx(100 / 3)  # 1 / (30 * 2e-3 / 2)
-    assert sum(xis) * steps * LR / 2 == pytest.approx(3.0)  # total pull on an unsupported gate
+    assert pull_of(sum(xis), steps, LR) == pytest.approx(3.0)  # total pull on an unsupported gate
+    assert sum(xis) * steps * LR / 2 == pytest.approx(3.0)  # the same, by the formula the notebook states
 
 
 def _zeroed_gate_after(xi: float, grads: list[float], lr: float = 1e-2) -> float:
@@ -79,8 +82,8 @@ def test_stage_table_claims(result):
     params = [s.nonzero_params for s in stages]
     assert [s.xi for s in stages] == [0.0, *soralab.xi_values(100.0, 200.0, 3, "linear")]  # lr 2e-3, 5 steps
     dense = sum(m.r * (m.in_features + m.out_features) for _, m in soralab.adapter_modules(result.model))
-    assert params[0] == dense == 2 * 8 * (4 * (32 + 32) + 2 * (32 + 37))
-    assert all(a >= b for a, b in zip(params, params[1:], strict=False)) and params[-1] < params[0]
+    assert params[0] == dense == 8 * TINY_BERT_IN_PLUS_OUT
+    assert all(a >= b for a, b in itertools.pairwise(params)) and params[-1] < params[0]
     assert stages[-1].active_rank == soralab.gate_report(result.model).active_rank
     assert stages[0].memorization_rel == 100.0 and stages[0].generalization_rel == 100.0
     for s in stages[1:]:

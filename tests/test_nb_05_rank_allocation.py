@@ -2,7 +2,6 @@
 seed -> another A); the rank matrix is gate_report rearranged (sums, bounds); from that identical start the
 allocation is not uniform and differs between tasks. On a tiny BERT checkpoint and GLUE fixtures."""
 
-import math
 
 import numpy as np
 import pytest
@@ -10,10 +9,11 @@ import torch
 from glue_fixtures import write_glue_fixture
 
 import soralab
-from soralab.io import adapter_state
-from soralab.models import save_tiny_checkpoint
-from soralab.plots import MODULE_TYPES, plot_rank_heatmap, rank_matrix
-from soralab.train import GlueConfig, run_glue, setup
+from soralab.experiments.models import save_tiny_checkpoint
+from soralab.experiments.sparsity import total_steps, xi_for_pull
+from soralab.experiments.train import GlueConfig, run_glue, setup
+from soralab.export import adapter_state
+from soralab.teaching.plots import MODULE_TYPES, plot_rank_heatmap, rank_matrix
 
 TASKS = ("sst2", "rte")
 R_MAX = 8
@@ -28,8 +28,7 @@ def tiny(tmp_path_factory):
     kw = dict(model_name_or_path=save_tiny_checkpoint(root / "bert"), data_dir=str(root / "glue"), max_seq_length=32,
               per_device_train_batch_size=8, num_train_epochs=1, r=R_MAX, seed=1)
     kw.update(gate_init="ones", gate_lr=GATE_LR)  # as in the notebook: equal gates, a gate learning rate of their own
-    steps = math.ceil(32 / 8)
-    return {"kw": kw, "xi": 1.2 / (steps * GATE_LR / 2)}  # the notebook's gate_shrink = 1.2
+    return {"kw": kw, "xi": xi_for_pull(1.2, total_steps(32, 8, 1), GATE_LR)}  # the notebook's gate_shrink = 1.2
 
 
 @pytest.fixture(scope="module")

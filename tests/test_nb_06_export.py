@@ -14,9 +14,9 @@ from peft import PeftModel
 from transformers import AutoModelForSequenceClassification
 
 import soralab
-from soralab.costs import file_cost, interleaved_latency
-from soralab.models import load_classifier, save_tiny_checkpoint
-from soralab.train import run_glue
+from soralab.experiments.costs import file_cost, interleaved_latency
+from soralab.experiments.models import load_classifier, save_tiny_checkpoint
+from soralab.experiments.train import run_glue
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add contention
 

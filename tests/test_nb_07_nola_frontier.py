@@ -6,17 +6,17 @@ import dataclasses
 import pytest
 import torch
 import transformers
-from glue_fixtures import write_glue_fixture
+from glue_fixtures import TINY_BERT_IN_PLUS_OUT, write_glue_fixture
 
 import soralab
-from soralab.costs import count_stored, saved_tensors, stored_params
-from soralab.models import HEADS, TARGETS, save_tiny_checkpoint, tiny_model
-from soralab.train import head_parameters, run_glue
+from soralab.experiments.costs import count_stored, saved_tensors, stored_params
+from soralab.experiments.models import HEADS, TARGETS, save_tiny_checkpoint, tiny_model
+from soralab.experiments.train import head_parameters, run_glue
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add contention
 
 N_MODULES = 12  # tiny bert: 2 blocks x 6 linear layers
-IN_PLUS_OUT = 2 * (4 * (32 + 32) + 2 * (32 + 37))  # hidden 32, FFN 37
+IN_PLUS_OUT = TINY_BERT_IN_PLUS_OUT
 FAST = dict(max_seq_length=32, per_device_train_batch_size=8, per_device_eval_batch_size=16, num_train_epochs=1,
             seed=0, progress=False)
 

@@ -1,15 +1,14 @@
 """Twin of notebooks/08_reproduce_the_paper.ipynb on a tiny checkpoint and GLUE fixtures: the paper's split
 protocol, one result.json per (task, method, seed), a report row per method, and a rerun that reuses."""
 
-import time
 
 import pytest
 from glue_fixtures import write_glue_fixture
 
-from soralab import glue
-from soralab.models import save_tiny_checkpoint
-from soralab.sweep import report, sweep
-from soralab.train import RESULT_NAME, GlueResult
+from soralab.experiments import glue
+from soralab.experiments.models import save_tiny_checkpoint
+from soralab.experiments.sweep import report, sweep
+from soralab.experiments.train import RESULT_NAME, GlueResult
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add contention
 
@@ -44,9 +43,7 @@ def test_sweep_writes_one_result_per_run_reuses_and_reports(tiny, tmp_path, monk
     # 40 rows / batch 8 x 2 epochs = 10 steps: the least AdaLoRA accepts
     common = dict(model_name_or_path=tiny["model"], data_dir=tiny["data"], split_protocol="paper",
                   num_train_epochs=2, max_seq_length=32, per_device_train_batch_size=8)
-    start = time.perf_counter()
     paths = sweep(tasks, METHODS, seeds, tmp_path, {"xi": [50.0]}, progress=False, **common)
-    first_s = time.perf_counter() - start
     results = [GlueResult.from_json(p) for p in paths]
     assert len(paths) == len(set(paths)) == len(list(tmp_path.rglob(RESULT_NAME))) == 3
     assert {(r.config["task"], r.config["method"], r.config["seed"]) for r in results} == {
@@ -54,11 +51,8 @@ def test_sweep_writes_one_result_per_run_reuses_and_reports(tiny, tmp_path, monk
     mtimes = {p: p.stat().st_mtime_ns for p in paths}
 
     monkeypatch.setattr("transformers.Trainer.train", lambda *a, **k: pytest.fail("the rerun retrained"))
-    start = time.perf_counter()
     again = sweep(tasks, METHODS, seeds, tmp_path, {"xi": [50.0]}, progress=False, **common)
-    second_s = time.perf_counter() - start
-    assert again == paths and {p: p.stat().st_mtime_ns for p in again} == mtimes
-    assert second_s < first_s / 10
+    assert again == paths and {p: p.stat().st_mtime_ns for p in again} == mtimes  # nothing trained or rewritten
 
     table = report(tmp_path)
     rows = table.split("\n\n")[0].splitlines()[2:]

@@ -5,7 +5,7 @@ import torch
 
 import soralab
 from soralab.optim import official_threshold_
-from soralab.synthetic import planted_low_rank
+from soralab.teaching.planted import planted_low_rank
 
 
 def test_soft_threshold_closed_form():
@@ -92,7 +92,7 @@ def test_xi_zero_equals_adamw_bit_for_bit():
     for _ in range(5):
         _one_step(model_a, task, opt_a)
         _one_step(model_b, task, opt_b)
-    for (na, pa), (nb, pb) in zip(model_a.named_parameters(), model_b.named_parameters(), strict=False):
+    for (na, pa), (nb, pb) in zip(model_a.named_parameters(), model_b.named_parameters(), strict=True):
         assert na == nb and torch.equal(pa, pb), na
 
 
@@ -105,7 +105,7 @@ def test_large_xi_kills_every_gate():
 
 
 def test_param_groups_split_decay_gates_and_norms():
-    from soralab.models import tiny_model
+    from soralab.experiments.models import tiny_model
 
     model = soralab.inject(tiny_model("bert"), soralab.SoRAConfig(r=4, target_modules=["query", "value"],
                                                                   modules_to_save=["classifier"]))
@@ -129,7 +129,7 @@ def test_gate_l1_is_mean_abs_gate():
 
 def test_l1_loss_option_equals_adding_lambda_gate_l1_to_the_loss():
     """The authors' extra loss term, as an optimizer option: same trajectory as the term in the loss."""
-    from soralab.models import tiny_model
+    from soralab.experiments.models import tiny_model
 
     lam, lr = 0.5, 0.05
     config = soralab.SoRAConfig(r=4, target_modules=["query", "value"])  # 2 blocks x 2 modules x 4 gates

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import soralab
-from soralab.planted_fit import fit_planted
+from soralab.teaching.planted import fit_planted
 
 
 def fit(xi, weight_decay, steps=400, seed=0, r=8):

@@ -1,15 +1,14 @@
-"""soralab.planted_fit: the reusable planted-task loop is the loop of tests/test_planted.py."""
+"""soralab.teaching.planted.fit_planted against an independent reference: a plain training loop written here."""
 
 import pytest
 import torch
 
 import soralab
-from soralab.planted_fit import fit_planted
-from soralab.synthetic import planted_low_rank
+from soralab.teaching.planted import fit_planted, planted_low_rank
 
 
 def reference_loop(xi, weight_decay, steps, seed=0, r=8):
-    """tests/test_planted.py's ``fit``, verbatim apart from the step count."""
+    """A plain full-batch ProximalAdamW loop on the planted task, written without fit_planted's helpers."""
     torch.manual_seed(seed)
     task = planted_low_rank(true_rank=3, seed=seed)
     model = soralab.inject(task.model(), soralab.SoRAConfig(r=r, lora_alpha=r, target_modules=["0"]))

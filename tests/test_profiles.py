@@ -6,8 +6,8 @@ import nbformat
 import pytest
 
 from soralab.cli import main as cli_main
-from soralab.profiles import PROFILES, profile, record
-from soralab.suite import run_suite
+from soralab.teaching.profiles import PROFILES, profile, record
+from soralab.teaching.suite import run_suite
 
 
 def test_profile_comes_from_argument_then_env_then_classroom(monkeypatch):
@@ -48,7 +48,7 @@ def _notebook(path, code):
 def test_suite_runs_notebooks_and_summarises(tmp_path):
     books = tmp_path / "books"
     books.mkdir()
-    _notebook(books / "01_ok.ipynb", "from soralab.profiles import profile, record\n"
+    _notebook(books / "01_ok.ipynb", "from soralab.teaching.profiles import profile, record\n"
                                      "P = profile(profile_name)\nrecord(profile=P.name, x=1.5)")
     _notebook(books / "02_bad.ipynb", "assert False, 'claim does not hold'")
     rows = run_suite("smoke", tmp_path / "out", notebooks_dir=books)

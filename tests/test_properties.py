@@ -4,6 +4,7 @@ ranks and dead-gate patterns (save -> load, prune, export -> PEFT: same outputs,
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import tempfile
 import warnings
@@ -19,12 +20,12 @@ from transformers.pytorch_utils import Conv1D
 
 import soralab
 from soralab.errors import UsageError
-from soralab.sweep import parse_set
-from soralab.train import GlueConfig
+from soralab.experiments.sweep import parse_set
+from soralab.experiments.train import GlueConfig
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# What a valid value of each numeric run option is, written out here independently of soralab.validate.
+# What a valid value of each numeric run option is, written out here independently of soralab.experiments.validate.
 INT_OPTIONS = {"max_seq_length": 1, "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1, "seed": 0,
                "r": 1, "num_basis": 1, "evals_per_epoch": 1, "max_train_samples": 1, "max_eval_samples": 1}
 FLOAT_OPTIONS = {  # name: (lowest allowed, lowest included?, highest excluded)
@@ -95,7 +96,7 @@ def adapted_models(draw):
     seed = draw(st.integers(0, 2**16))
     layers = []
     torch.manual_seed(seed)
-    for d_in, d_out in zip(dims, dims[1:], strict=False):
+    for d_in, d_out in itertools.pairwise(dims):
         layers += [Conv1D(d_out, d_in) if conv else nn.Linear(d_in, d_out), nn.Tanh()]
     for layer in layers[::2]:
         if conv:

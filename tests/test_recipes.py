@@ -4,10 +4,10 @@ import pytest
 import torch
 from glue_fixtures import write_glue_fixture
 
-from soralab import glue, hardware, recipes
 from soralab.cli import main as cli_main
-from soralab.models import HEADS, TARGETS, tiny_model
-from soralab.train import GlueConfig, head_parameters
+from soralab.experiments import glue, hardware, recipes
+from soralab.experiments.models import HEADS, TARGETS, tiny_model
+from soralab.experiments.train import GlueConfig, head_parameters
 
 
 def test_unset_options_come_from_the_recipe_and_are_named():

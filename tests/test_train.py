@@ -5,12 +5,12 @@ import os
 
 import pytest
 import torch
-from glue_fixtures import write_glue_fixture
+from glue_fixtures import TINY_BERT_IN_PLUS_OUT, write_glue_fixture
 
 import soralab
 from soralab.cli import main as cli_main
-from soralab.models import save_tiny_checkpoint
-from soralab.train import RESULT_NAME, GlueResult, run_glue
+from soralab.experiments.models import save_tiny_checkpoint
+from soralab.experiments.train import RESULT_NAME, GlueResult, run_glue
 
 FAST = dict(max_seq_length=32, per_device_train_batch_size=8, per_device_eval_batch_size=16, progress=False)
 
@@ -52,19 +52,20 @@ def test_regression_task_and_paper_protocol(tiny):
 
 
 def test_setup_sorts_eval_splits_longest_first_and_keeps_every_example(tiny):
-    from soralab.train import GlueConfig, setup
+    from soralab.experiments.train import GlueConfig, setup
 
     p = setup(GlueConfig(task="rte", method="lora", model_name_or_path=tiny["model"], data_dir=tiny["data"]))
     lengths = [len(ids) for ids in p.data["validation"]["input_ids"]]
     assert lengths == sorted(lengths, reverse=True) and len(set(lengths)) > 1
-    unsorted = soralab.glue.tokenize(soralab.glue.load_glue("rte", tiny["data"]), p.tokenizer, "rte")["validation"]
+    glue = soralab.experiments.glue
+    unsorted = glue.tokenize(glue.load_glue("rte", tiny["data"]), p.tokenizer, "rte")["validation"]
     pairs = [sorted(zip(ds["label"], map(tuple, ds["input_ids"]), strict=True))
              for ds in (p.data["validation"], unsorted)]
     assert pairs[0] == pairs[1], "the same examples, each with its own label"
 
 
 def test_authors_options_reach_the_trainer_and_optimizer(tiny):
-    from soralab.train import GlueConfig, make_trainer, setup
+    from soralab.experiments.train import GlueConfig, make_trainer, setup
 
     config = GlueConfig(task="rte", method="sora", model_name_or_path=tiny["model"], data_dir=tiny["data"],
                         max_grad_norm=0.1, gate_l1_loss=10.0, prox="official", xi=3e-4)
@@ -103,6 +104,22 @@ def test_rerun_reuses_and_other_config_is_refused(tiny, tmp_path, monkeypatch):
         run_glue("sst2", "lora", gate_l1_loss=0.1, **kw)
 
 
+def test_result_holds_the_model_as_trained_and_saving_does_not_prune_it(tiny, tmp_path, monkeypatch):
+    kw = dict(model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1, output_dir=tmp_path,
+              save_model=True, xi=300.0, **FAST)
+    res = run_glue("sst2", "sora", **kw)
+    assert res.params_after_prune < res.trainable_params  # some ranks died, and the saved adapter was pruned...
+    assert len(list(soralab.adapter_modules(res.model, soralab.SoRALinear))) == 12  # ...but not result.model
+    saved = json.loads((tmp_path / RESULT_NAME).read_text())
+    assert "model" not in saved and "reused" not in saved and saved["environment"]["soralab"] == soralab.__version__
+    saved["environment"]["soralab"] = "0.0.1"
+    (tmp_path / RESULT_NAME).write_text(json.dumps(saved))
+    monkeypatch.setattr("transformers.Trainer.train", lambda *a, **k: pytest.fail("retrained"))
+    with pytest.warns(UserWarning, match=r"made by soralab 0\.0\.1, this is"):
+        again = run_glue("sst2", "sora", **kw)
+    assert again.reused and again.model is None and again.history == res.history
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(task="glue9"), ValueError, "unknown GLUE task"),
     (dict(method="qlora"), ValueError, "unknown method 'qlora'; choose one of full, bitfit"),
@@ -138,14 +155,14 @@ def test_real_sst2_on_packaged_minilm_beats_chance():
 
 
 def test_sparsifying_scheduler_records_every_stage(tiny, tmp_path):
-    from soralab.scheduler import SPARSIFY_NAME, sparsify
+    from soralab.experiments.scheduler import SPARSIFY_NAME, sparsify
 
     res = sparsify("sst2", xi_start=5.0, xi_end=200.0, n_stages=3, schedule="exp_linear", epochs_per_stage=1,
                    model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1,
                    memorization_samples=20, output_dir=tmp_path, **FAST)
     assert [s.xi for s in res.stages] == pytest.approx([0.0, 5.0, 5.0 * 40**0.5, 200.0])
     params = [s.nonzero_params for s in res.stages]
-    dense = 2 * 8 * (4 * (32 + 32) + 2 * (32 + 37))  # 2 blocks; hidden 32, FFN 37; r_max 8; all ranks alive
+    dense = 8 * TINY_BERT_IN_PLUS_OUT  # r_max 8, all ranks alive
     assert params[0] == dense and params == sorted(params, reverse=True) and params[-1] < params[0]
     assert res.stages[0].memorization_rel == 100.0
     for s in res.stages[1:]:
@@ -155,7 +172,7 @@ def test_sparsifying_scheduler_records_every_stage(tiny, tmp_path):
 
 
 def test_sweep_is_resumable_and_report_aggregates(tiny, tmp_path, monkeypatch, capsys):
-    from soralab.sweep import parse_grid, plan
+    from soralab.experiments.sweep import parse_grid, plan
 
     assert parse_grid(["xi=1,3", "r=4", "prox=official"]) == {"xi": [1, 3], "r": [4], "prox": ["official"]}
     assert len(plan(["rte"], ["lora", "sora"], [1, 2], {"xi": [1, 3]})) == 2 + 4  # xi does not multiply lora
@@ -177,8 +194,8 @@ def test_sweep_is_resumable_and_report_aggregates(tiny, tmp_path, monkeypatch, c
 
 
 def test_report_rows_are_methods_and_settings_not_per_task_sizes(tmp_path):
-    from soralab.sweep import report
-    from soralab.train import GlueConfig
+    from soralab.experiments.sweep import report
+    from soralab.experiments.train import GlueConfig
 
     sizes = {"rte": 300, "sst2": 600}
     runs = [("lora", {}, 60.0), ("sora", {"xi": 1.0}, 70.0), ("sora", {"xi": 10.0}, 80.0)]

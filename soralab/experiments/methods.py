@@ -2,22 +2,17 @@
 
 Methods: ``full`` (everything trains), ``bitfit`` (biases and the head), ``lora`` / ``sora`` / ``nola``
 (soralab adapters), ``peft-lora`` and ``adalora`` (PEFT's implementations, the baselines).
-Also the Trainer callbacks these methods need: AdaLoRA's ``update_and_allocate`` (the Trainer does
-not call it, and forgetting it silently turns AdaLoRA into LoRA) and gate statistics for SoRA.
+The Trainer callbacks some of them need are in ``callbacks.py``.
 """
 
 from __future__ import annotations
 
 from torch import nn
-from transformers import TrainerCallback
 
-from .config import LoRAConfig, NOLAConfig, SoRAConfig
-from .errors import UsageError
-from .inject import adapter_modules, check_targets, inject, matches
-from .layers import SoRALinear
-from .optim import GATES
-from .prune import gate_report
-from .sparsity import KeepSchedule
+from ..config import LoRAConfig, NOLAConfig, SoRAConfig
+from ..errors import UsageError
+from ..inject import adapter_modules, check_targets, inject, matches
+from ..prune import gate_report
 
 METHODS = ("full", "bitfit", "lora", "peft-lora", "adalora", "sora", "nola")
 
@@ -36,11 +31,22 @@ def _unfreeze(model: nn.Module, heads: list[str]) -> None:
 
 def prepare(model: nn.Module, method: str, *, r: int, lora_alpha: float, lora_dropout: float,
             target_modules: list[str], heads: list[str], gate_init: str = "randn", num_basis: int = 64,
-            seed: int = 0, total_steps: int = 0) -> nn.Module:
-    """Make ``model`` ready to fine-tune with ``method``; returns the (possibly wrapped) model."""
+            seed: int = 0, total_steps: int = 0, rank_pattern: str | None = None) -> nn.Module:
+    """Make ``model`` ready to fine-tune with ``method``; returns the (possibly wrapped) model. ``rank_pattern``
+    (lora, peft-lora): a ``soralab allocate`` JSON whose modules, ranks and alphas replace ``target_modules``,
+    ``r`` and ``lora_alpha``."""
     check_method(method)
     common = dict(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=target_modules,
                   modules_to_save=heads)
+    if rank_pattern is not None:
+        from ..patterns import load_pattern
+
+        if method not in ("lora", "peft-lora"):
+            raise UsageError(f"rank_pattern sets per-module ranks of lora or peft-lora, not of {method!r}")
+
+        p = load_pattern(rank_pattern)
+        common.update(r=p["r"], lora_alpha=p["lora_alpha"], target_modules=list(p["target_modules"]),
+                      rank_pattern=dict(p["rank_pattern"]), alpha_pattern=dict(p["alpha_pattern"]))
     if method == "full":
         model.requires_grad_(True)
         return model
@@ -87,41 +93,6 @@ def active_ranks(model: nn.Module) -> dict[str, int]:
     ranks = {name: m.r["default"] for name, m in layers.items()}
     for key, mask in pattern.items():  # AdaLoRA: key "<module>.lora_E" (or the module), mask per rank
         name = key.removeprefix("base_model.model.").removesuffix(".default").removesuffix(".lora_E")
-        if name in ranks:
+        if name in ranks and not isinstance(mask, int):  # a LoRA rank_pattern's ranks are already in m.r
             ranks[name] = int(sum(bool(v) for v in mask))
     return ranks
-
-
-class AdaLoraCallback(TrainerCallback):
-    """Calls ``update_and_allocate`` after every optimizer step, before gradients are cleared."""
-
-    def on_optimizer_step(self, args, state, control, model=None, **kwargs):
-        model.base_model.update_and_allocate(state.global_step)
-
-
-class GateStatsCallback(TrainerCallback):
-    """Records, at every evaluation, the active rank, the adapter size after pruning and the gates' xi."""
-
-    def __init__(self) -> None:
-        self.history: list[dict] = []
-
-    def on_evaluate(self, args, state, control, model=None, **kwargs):
-        if model is None or not any(True for _ in adapter_modules(model, SoRALinear)):
-            return
-        report = gate_report(model)
-        if not self.history or self.history[-1]["step"] != state.global_step:
-            optimizer = kwargs.get("optimizer")
-            xi = [g["xi"] for g in getattr(optimizer, "param_groups", []) if g.get("name") == GATES]
-            self.history.append({"step": state.global_step, "active_rank": report.active_rank,
-                                 "r_max": report.r_max, "params_after_prune": report.params_after_prune,
-                                 "xi": xi[0] if xi else None})
-
-
-class KeepCallback(TrainerCallback):
-    """Steers SoRA's xi towards a share of live ranks after every optimiser step (``soralab.sparsity``)."""
-
-    def __init__(self, model: nn.Module, optimizer, keep: float, total_steps: int) -> None:
-        self.schedule = KeepSchedule(model, optimizer, keep, total_steps)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.schedule.update(state.global_step)

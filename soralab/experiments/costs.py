@@ -30,9 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .inject import adapter_modules
-from .io import CONFIG_NAME, WEIGHTS_NAME, adapter_state
-from .prune import pruned_param_count
+from ..export import CONFIG_NAME, WEIGHTS_NAME, adapter_state
+from ..inject import adapter_modules
 
 PARTS = ("adapter", "head", "all")
 
@@ -79,7 +78,7 @@ def count_stored(model: nn.Module, head: bool = False) -> int:
     layers = dict(adapter_modules(model))
     if not layers:
         raise ValueError("count_stored needs a model with soralab adapters; none found")
-    n = sum(pruned_param_count(m) for m in layers.values())
+    n = sum(m.params_after_prune() for m in layers.values())
     if head:
         n += sum(p.numel() for k, p in adapter_state(model).items() if k.rpartition(".")[0] not in layers)
     return n

@@ -20,8 +20,8 @@ from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any
 
-from .config import _GATE_INITS
-from .errors import MissingFileError, UsageError
+from ..config import GATE_INITS
+from ..errors import MissingFileError, UsageError
 from .hardware import DEVICES, PRECISIONS
 
 # name: (test on a value of the right type, what a right value looks like)
@@ -48,7 +48,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "max_train_samples": (lambda v: v >= 1, "a positive integer, or None for all"),
     "max_eval_samples": (lambda v: v >= 1, "a positive integer, or None for all"),
 }
-CHOICES: dict[str, tuple[str, ...]] = {"gate_init": _GATE_INITS, "precision": PRECISIONS, "device": DEVICES}
+CHOICES: dict[str, tuple[str, ...]] = {"gate_init": GATE_INITS, "precision": PRECISIONS, "device": DEVICES}
 SAVABLE_METHODS = ("lora", "sora", "nola")  # what run_glue(save_model=True) can save (soralab adapters)
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # "bert-base-uncased", "org/name"

@@ -13,20 +13,21 @@ import json
 import math
 import statistics
 from collections import defaultdict
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from .errors import MissingFileError, UsageError
-from .io import atomic_write_text
+from ..errors import MissingFileError, UsageError
+from ..files import atomic_write_text
 from .train import RESULT_NAME, GlueConfig, GlueResult, run_glue
 from .validate import check_output_dir, check_run, field_kind, parse_option, user_input
 
 # Options that only mean something for one method; a grid over them does not multiply the other methods' runs.
 METHOD_ONLY = {"xi": "sora", "keep": "sora", "gate_lr": "sora", "prox": "sora", "gate_init": "sora",
                "gate_l1_loss": "sora", "num_basis": "nola"}
-REFERENCES = Path(__file__).resolve().parents[1] / "data" / "reference_glue.csv"
+REFERENCES = resources.files("soralab") / "data" / "reference_glue.csv"  # package data: in a wheel too
 SWEEP_SETS = {"task": "--tasks", "method": "--methods", "seed": "--seeds"}  # options the sweep sets per run
 
 
@@ -168,7 +169,7 @@ def report(output_dir: str | Path, markdown: str | Path | None = None, csv_path:
 
 
 def reference_table(tasks: list[str]) -> str:
-    """The literature's numbers for the same tasks (``data/reference_glue.csv``, source named there)."""
+    """The literature's numbers for the same tasks (``soralab/data/reference_glue.csv``, source named there)."""
     lines = [ln for ln in REFERENCES.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
     source = [ln[2:] for ln in REFERENCES.read_text(encoding="utf-8").splitlines() if ln.startswith("# ")][:2]
     rows = list(csv.DictReader(lines))

@@ -13,9 +13,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .io import atomic_write_text
-from .optim import xi_values
-from .prune import gate_report
+from torch import nn
+
+from ..files import atomic_write_text
+from ..optim import xi_values
+from ..prune import gate_report
 from .results import dumps
 from .train import GlueConfig, make_trainer, setup
 
@@ -40,6 +42,12 @@ class SparsifyResult:
     xi_schedule: list[float]
     stages: list[Stage] = field(default_factory=list)
     wall_time_s: float = 0.0
+    model: nn.Module | None = field(default=None, repr=False, compare=False)  # as the last stage left it
+
+    def to_dict(self) -> dict:
+        """What the JSON file holds: every field but ``model``."""
+        return {"config": self.config, "xi_schedule": self.xi_schedule, "stages": [asdict(s) for s in self.stages],
+                "wall_time_s": self.wall_time_s}
 
     def table(self) -> str:
         rows = ["| stage | xi | non-zero params | active rank | memorization | generalization | mem. % | gen. % |",
@@ -79,8 +87,7 @@ def sparsify(task: str, *, xi_start: float, xi_end: float, n_stages: int, schedu
             stage.generalization_rel = (100 * stage.generalization / first.generalization
                                         if first.generalization else 0.0)
         result.stages.append(stage)
-    result.wall_time_s = time.perf_counter() - start
+    result.wall_time_s, result.model = time.perf_counter() - start, p.model
     if output_dir is not None:
-        atomic_write_text(Path(output_dir) / SPARSIFY_NAME, dumps(asdict(result)))  # NaN as null
-    result.model = p.model
+        atomic_write_text(Path(output_dir) / SPARSIFY_NAME, dumps(result.to_dict()))  # NaN as null
     return result

@@ -43,8 +43,9 @@ def rank_matrix(ranks: dict[str, int]) -> np.ndarray:
     return out
 
 
-def plot_rank_heatmap(ranks: dict[str, int], r_max: int | None = None, title: str = "", ax=None):
-    """Surviving rank per layer (rows) and module type (columns)."""
+def plot_rank_heatmap(ranks: dict[str, int], r_max: int | None = None, title: str = "", ax=None,
+                      label: str = "rank"):
+    """Surviving rank per layer (rows) and module type (columns); ``label`` names the colorbar."""
     mat = rank_matrix(ranks)
     fig, ax = _axes(ax, (5, 0.45 * mat.shape[0] + 1.5))
     im = ax.imshow(mat, cmap="viridis", vmin=0, vmax=r_max or mat.max() or 1, aspect="auto")
@@ -53,13 +54,32 @@ def plot_rank_heatmap(ranks: dict[str, int], r_max: int | None = None, title: st
     for (i, j), v in np.ndenumerate(mat):
         ax.text(j, i, str(v), ha="center", va="center", color="w" if v < (r_max or mat.max()) / 2 else "k")
     ax.set_title(title or "active rank")
-    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.colorbar(im, ax=ax, shrink=0.8, label=label)
     return fig
+
+
+def plot_rank_pattern(pattern: dict, axes=None):
+    """A ``soralab.allocate`` pattern: the ranks the finding run kept (left) and the pattern scaled to the budget
+    (right), per layer (rows) and module type (columns); dropped modules show 0. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    found, scaled = pattern["found_ranks"], {n: pattern["rank_pattern"].get(n, 0) for n in pattern["found_ranks"]}
+    run, budget = pattern.get("finding_run") or {}, pattern["budget"]
+    if axes is None:
+        n_layers = rank_matrix(found).shape[0]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * n_layers + 2))
+    r_max = run.get("r") if run.get("method") == "sora" else None  # AdaLoRA's r is its average target
+    plot_rank_heatmap(found, r_max=r_max, ax=axes[0], label="live rank (non-zero gates)",
+                      title=f"found by {run.get('method', 'SoRA')}: {pattern['found_params']:,} LoRA params")
+    what = f"uniform r={budget['budget_rank']}" if budget.get("budget_rank") else f"{budget['budget_params']:,}"
+    plot_rank_heatmap(scaled, ax=axes[1], label="rank in the pattern",
+                      title=f"pattern at {what}: {pattern['params']:,} of {budget['budget_params']:,} params")
+    return axes[0].figure
 
 
 def plot_soft_threshold(t: float = 1.0, ax=None):
     """The proximal operator of t|x| next to the authors' code's three-step version and the identity."""
-    from .optim import official_threshold_, soft_threshold
+    from ..optim import official_threshold_, soft_threshold
 
     x = torch.linspace(-4 * t, 4 * t, 801)
     fig, ax = _axes(ax)

@@ -11,16 +11,16 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 
 PROFILE_ENV = "SORALAB_PROFILE"
 SUMMARY_ENV = "SORALAB_SUMMARY"  # set by the suite runner: where record() writes a notebook's key numbers
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Profile:
     name: str
     model: str                      # "minilm" is the packaged all-MiniLM-L6-v2; paper: DeBERTaV3-base from the hub
@@ -35,7 +35,6 @@ class Profile:
     planted_steps: int              # optimiser steps for the planted low-rank toy problems
     n_stages: int                   # sparsifying scheduler: stages after the dense one
     epochs_per_stage: float
-    extra: dict = field(default_factory=dict)
 
     def glue_kwargs(self, **overrides) -> dict:
         """Keyword arguments for ``run_glue`` from this profile."""
@@ -48,11 +47,19 @@ class Profile:
 
 
 PROFILES = {
-    "smoke": Profile("smoke", "minilm", ("sst2",), 64, 32, 1, 16, 64, (1,), "glue", 150, 2, 1),
-    "classroom": Profile("classroom", "minilm", ("sst2", "rte"), 1000, 400, 2, 16, 128, (1,), "glue", 400, 4, 1),
-    "paper": Profile("paper", "microsoft/deberta-v3-base", ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli",
-                                                             "rte"), None, None, 20, 32, 256, (1, 2, 3, 4, 5),
-                     "paper", 3000, 6, 5),
+    "smoke": Profile(
+        name="smoke", model="minilm", tasks=("sst2",), max_train_samples=64, max_eval_samples=32, epochs=1,
+        batch_size=16, max_seq_length=64, seeds=(1,), split_protocol="glue", planted_steps=150, n_stages=2,
+        epochs_per_stage=1),
+    "classroom": Profile(
+        name="classroom", model="minilm", tasks=("sst2", "rte"), max_train_samples=1000, max_eval_samples=400,
+        epochs=2, batch_size=16, max_seq_length=128, seeds=(1,), split_protocol="glue", planted_steps=400,
+        n_stages=4, epochs_per_stage=1),
+    "paper": Profile(
+        name="paper", model="microsoft/deberta-v3-base",
+        tasks=("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"), max_train_samples=None,
+        max_eval_samples=None, epochs=20, batch_size=32, max_seq_length=256, seeds=(1, 2, 3, 4, 5),
+        split_protocol="paper", planted_steps=3000, n_stages=6, epochs_per_stage=5),
 }
 
 
@@ -86,7 +93,7 @@ def record(**numbers) -> dict:
     """Keep a notebook's key numbers for the suite summary (a no-op outside the suite runner)."""
     path = os.environ.get(SUMMARY_ENV)
     if path:
-        from .io import atomic_write_text
+        from ..files import atomic_write_text
 
         old = json.loads(Path(path).read_text()) if Path(path).is_file() else {}
         atomic_write_text(path, json.dumps({**old, **numbers}, indent=2, default=float))

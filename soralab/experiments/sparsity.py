@@ -31,10 +31,28 @@ import math
 
 import torch
 
-from .optim import gate_parameters
+from ..optim import gate_parameters
 
 START, END = 0.1, 0.7  # the ramp, as shares of the run
 TRAVEL = 5.0  # how far (in gate sizes) a gate can move over the ramp at gate_lr(total_steps)
+
+
+def total_steps(n_rows: int, batch_size: int, epochs: float) -> int:
+    """Optimiser steps of a run on one device without accumulation, as the Trainer counts them."""
+    return math.ceil(math.ceil(n_rows / batch_size) * epochs)
+
+
+def xi_for_pull(pull: float, steps: int, lr: float) -> float:
+    """The constant xi whose proximal steps pull a gate that its gradient does not hold up by ``pull`` in total over
+    ``steps`` steps of a linear warm-up/decay schedule, whose mean learning rate is ``lr / 2``:
+    ``pull = steps * lr / 2 * xi``. (The ``keep`` schedule replaces this sizing; notebooks that teach raw xi use it.)
+    """
+    return pull / (steps * lr / 2)
+
+
+def pull_of(xi: float, steps: int, lr: float) -> float:
+    """The inverse of ``xi_for_pull``: the total pull of ``xi`` over ``steps`` steps at peak learning rate ``lr``."""
+    return steps * lr / 2 * xi
 
 
 def ramp_steps(total_steps: int, start: float = START, end: float = END) -> float:
@@ -91,7 +109,8 @@ class KeepSchedule:
         return self.keep + (1.0 - self.keep) * (1.0 - (p - self.start) / (self.end - self.start)) ** 3
 
     def live_fraction(self) -> float:
-        return sum(int(torch.count_nonzero(g.detach())) for g in self.gates) / self.r_total
+        # one device-to-host sync per step, not one per gate (36 on MiniLM): they add up on a GPU
+        return int(torch.stack([torch.count_nonzero(g.detach()) for g in self.gates]).sum()) / self.r_total
 
     @property
     def xi(self) -> float:

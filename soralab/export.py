@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,81 +19,15 @@ from torch import nn
 
 from .config import LoRAConfig, NOLAConfig
 from .errors import MissingFileError, UsageError
-from .inject import adapter_config, adapter_modules, check_no_overlap, install, matches
-from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, LoRALinear, NOLALinear, SoRALinear
+from .files import atomic_write_folder
+from .inject import adapter_config, adapter_modules, check_no_overlap, install, make_adapter, matches
+from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, SoRALinear
 from .prune import check_finite
 
 CONFIG_NAME = "soralab_adapter.json"
 WEIGHTS_NAME = "soralab_adapter.safetensors"
 PEFT_CONFIG_NAME, PEFT_WEIGHTS_NAME = "adapter_config.json", "adapter_model.safetensors"
 FORMAT_VERSION = 1  # of soralab_adapter.json; a newer file is refused with a clear message
-_LAYER_TYPES = {cls.__name__: cls for cls in (LoRALinear, SoRALinear, NOLALinear)}
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata=None) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_folder(path: str | os.PathLike, write: Callable[[Path], None], names: set[str]) -> Path:
-    """Write a folder's files as one unit: ``write(tmp)`` fills a new temporary folder beside ``path``, which is
-    then renamed to ``path``.
-
-    ``path`` may be missing, empty, or hold only files named in ``names`` (an earlier save, which is replaced); a
-    folder holding anything else is refused, never deleted. An earlier save is first renamed aside and removed
-    once the new folder is in place: interrupted at any point, ``path`` holds the old files or the new ones (or,
-    between the two renames, nothing, with the old folder intact in ``.<name>.<id>.old``), never a mix.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{path} is a file; give a folder to save into")
-    if path.is_dir():
-        others = sorted(p.name for p in path.iterdir() if p.name not in names and not p.name.endswith(".tmp"))
-        if others:
-            raise UsageError(f"{path} already holds other files ({', '.join(others[:5])}); save into a new or "
-                             f"empty folder (only an earlier save of the same kind is replaced)")
-    real = path.resolve()
-    real.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    tmp, old = real.parent / f".{real.name}.{tag}.tmp", real.parent / f".{real.name}.{tag}.old"
-    tmp.mkdir()
-    try:
-        write(tmp)
-        if real.exists():
-            os.replace(real, old)
-        try:
-            os.replace(tmp, real)
-        except BaseException:
-            if old.exists() and not real.exists():
-                os.replace(old, real)
-            raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    return path
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -144,17 +74,6 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
     return atomic_write_folder(path, write, {CONFIG_NAME, WEIGHTS_NAME})
 
 
-def _build_layer(spec: dict, base: nn.Module, config: LoRAConfig, name: str) -> AdapterLayer:
-    kind = spec["type"]
-    common = dict(r=spec["r"], lora_alpha=spec["lora_alpha"], lora_dropout=config.lora_dropout)
-    if kind == "SoRALinear":
-        return SoRALinear(base, gate_init=getattr(config, "gate_init", "randn"), **common)
-    if kind == "NOLALinear":
-        return NOLALinear(base, num_basis_A=config.num_basis_A, num_basis_B=config.num_basis_B,
-                          seed=config.seed, name=name, **common)
-    return LoRALinear(base, **common)
-
-
 def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load an adapter saved by ``save_adapter`` into ``model`` (a fresh base model, or one
     with exactly the same adapter layout). Any mismatch is an error; nothing is partially loaded.
@@ -187,7 +106,8 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
             if not isinstance(base, SUPPORTED_BASE_TYPES):
                 raise UsageError(
                     f"adapter in {path} targets {name!r}, a {type(base).__name__} here, not a linear layer")
-            layer = _build_layer(spec, base, config, name)
+            layer = make_adapter(base, config, name, layer_type=spec["type"], r=spec["r"],
+                                 lora_alpha=spec["lora_alpha"])
             if (layer.in_features, layer.out_features) != (spec["in_features"], spec["out_features"]):
                 raise UsageError(
                     f"adapter in {path} expects {name!r} of shape in={spec['in_features']}, "

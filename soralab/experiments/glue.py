@@ -38,7 +38,7 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from .errors import MissingFileError, UsageError
+from ..errors import MissingFileError, UsageError
 from .validate import check_text_file
 
 ENV_VAR = "SORALAB_GLUE_DIR"
@@ -375,15 +375,6 @@ def metrics_fn(task: str | GlueTask) -> Callable[[Any], dict[str, float]]:
         return compute_metrics(spec, preds, np.asarray(labels).reshape(-1))
 
     return fn
-
-
-def main_score(task: str | GlueTask, metrics: Mapping[str, float]) -> float:
-    """The task's headline number from a metrics dict (plain or Trainer's ``eval_``-prefixed keys)."""
-    spec = get_task(task)
-    for key in (spec.main_metric, f"eval_{spec.main_metric}"):
-        if key in metrics:
-            return float(metrics[key])
-    raise KeyError(f"{spec.name}: main metric {spec.main_metric!r} not in metrics {sorted(metrics)}")
 
 
 def majority_baseline(task: str | GlueTask, train_labels: Sequence[Any], eval_labels: Sequence[Any]) -> float:

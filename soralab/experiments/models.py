@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import UsageError
+from ..errors import UsageError
 
 DEFAULT_MODEL = "minilm"
 
@@ -73,27 +73,30 @@ def model_family(model: nn.Module) -> str:
     return family
 
 
+TINY = {"hidden": 32, "layers": 2, "heads": 2, "ffn": 37}  # the unit tests' models: hidden 32, 2 blocks, FFN 37
+
+
 def tiny_model(arch: str = "bert", num_labels: int = 2, seed: int = 0, vocab_size: int = 99) -> nn.Module:
-    """A randomly initialised sequence classifier of the given architecture, small enough for unit tests."""
+    """A randomly initialised sequence classifier of the given architecture (sizes in ``TINY``), for unit tests."""
     import transformers as tf
 
     torch.manual_seed(seed)
     common = dict(vocab_size=vocab_size, num_labels=num_labels)
+    size = dict(hidden_size=TINY["hidden"], num_hidden_layers=TINY["layers"], num_attention_heads=TINY["heads"],
+                intermediate_size=TINY["ffn"])
     if arch == "bert":
-        cfg = tf.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                            **common)
-        return tf.BertForSequenceClassification(cfg)
+        return tf.BertForSequenceClassification(tf.BertConfig(**size, **common))
     if arch == "roberta":
-        cfg = tf.RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                               max_position_embeddings=160, pad_token_id=1, **common)
+        cfg = tf.RobertaConfig(**size, max_position_embeddings=160, pad_token_id=1, **common)
         return tf.RobertaForSequenceClassification(cfg)
     if arch == "deberta-v2":
-        cfg = tf.DebertaV2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                                 relative_attention=True, position_biased_input=False, pos_att_type=["p2c", "c2p"],
-                                 max_relative_positions=16, pooler_hidden_size=32, **common)
+        cfg = tf.DebertaV2Config(**size, relative_attention=True, position_biased_input=False,
+                                 pos_att_type=["p2c", "c2p"], max_relative_positions=16,
+                                 pooler_hidden_size=TINY["hidden"], **common)
         return tf.DebertaV2ForSequenceClassification(cfg)
     if arch == "gpt2":
-        cfg = tf.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=160, pad_token_id=0, **common)
+        cfg = tf.GPT2Config(n_embd=TINY["hidden"], n_layer=TINY["layers"], n_head=TINY["heads"], n_positions=160,
+                            pad_token_id=0, **common)  # GPT-2's FFN is 4 x hidden
         return tf.GPT2ForSequenceClassification(cfg)
     raise ValueError(f"unknown tiny architecture {arch!r}; choose from {sorted(TARGETS)}")
 

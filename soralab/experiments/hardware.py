@@ -47,7 +47,7 @@ def environment(device: str = "auto") -> dict[str, str]:
     """What a result was produced with: package versions and the device, saved beside every GLUE result."""
     import transformers
 
-    from . import __version__
+    from .. import __version__
 
     if use_cpu(device):
         where = f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"

@@ -1,0 +1,85 @@
+"""The claims a notebook teaches, checked where a student sees them and collected into one table by the suite.
+
+A notebook states each claim once, through ``check``::
+
+    check("pruning leaves the outputs unchanged", max_diff < 1e-5, {"max |diff|": max_diff})
+    check("SoRA matches LoRA at 70% of its parameters", sora >= lora, {"SoRA": sora, "LoRA": lora}, kind="tested")
+
+Two kinds. ``taught``: mechanics the code guarantees (pruning preserves outputs, a zero gate is a dead rank); a
+failure is a bug, and the suite runner exits non-zero on one in the classroom and paper profiles. ``tested``: a
+paper's claim under experiment, reported either way; it never fails the suite. The smoke profile (seconds, CI) runs
+models too small for either kind to mean much: its claims are recorded, never enforced.
+
+Under the suite runner (``soralab notebooks``) every check is also appended to the file named by
+``$SORALAB_CLAIMS``; the runner writes all notebooks' claims to ``claims.json`` and ``claims.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..files import atomic_write_text
+
+CLAIMS_ENV = "SORALAB_CLAIMS"
+KINDS = ("taught", "tested")
+ENFORCED_PROFILES = ("classroom", "paper")  # where a failed taught claim fails the suite
+FIELDS = ("notebook", "claim", "kind", "holds", "evidence", "profile")
+
+
+def _evidence(evidence: str | Mapping[str, Any]) -> str:
+    if isinstance(evidence, str):
+        return evidence
+    if not isinstance(evidence, Mapping):
+        raise UsageError(f"evidence must be a string or a mapping of names to numbers, got {type(evidence).__name__}")
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) and math.isfinite(v) else f"{k}={v}"
+                     for k, v in evidence.items())
+
+
+def check(claim: str, holds: Any, evidence: str | Mapping[str, Any], *, kind: str = "taught") -> bool:
+    """Print whether ``claim`` holds, with its evidence; record it for the suite; return whether it holds."""
+    if kind not in KINDS:
+        raise UsageError(f"a claim's kind is 'taught' (mechanics: must hold) or 'tested' (a paper's claim under "
+                         f"experiment), got {kind!r}")
+    if not isinstance(claim, str) or not claim.strip():
+        raise UsageError("state the claim as a non-empty sentence")
+    holds = bool(holds)
+    text = _evidence(evidence)
+    mark = "holds" if holds else ("FAILS (a bug)" if kind == "taught" else "does not hold here")
+    print(f"[{kind} claim {mark}] {claim} ({text})")
+    path = os.environ.get(CLAIMS_ENV)
+    if path:
+        old = json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else []
+        row = {"claim": claim, "kind": kind, "holds": holds, "evidence": text}
+        atomic_write_text(path, json.dumps([r for r in old if r["claim"] != claim] + [row], indent=2))
+    return holds
+
+
+def read_claims(path: str | Path, notebook: str, profile: str) -> list[dict]:
+    """The claims a notebook recorded under the suite, each with its notebook and profile."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [{"notebook": notebook, **row, "profile": profile} for row in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def write_claims(claims: list[dict], folder: str | Path) -> None:
+    """``claims.json`` and ``claims.md`` in ``folder``: one row per claim, in notebook order."""
+    folder = Path(folder)
+    atomic_write_text(folder / "claims.json", json.dumps([{k: c[k] for k in FIELDS} for c in claims], indent=2))
+    lines = ["| notebook | claim | kind | holds | evidence |", "|---|---|---|---|---|"]
+    lines += [f"| {c['notebook']} | {c['claim']} | {c['kind']} | {'yes' if c['holds'] else '**no**'} | "
+              f"{c['evidence']} |" for c in claims]
+    atomic_write_text(folder / "claims.md", "\n".join(lines) + "\n")
+
+
+def failed_taught(claims: list[dict], profile: str) -> list[dict]:
+    """Taught claims that failed, where the profile enforces them (classroom, paper); none in smoke."""
+    if profile not in ENFORCED_PROFILES:
+        return []
+    return [c for c in claims if c["kind"] == "taught" and not c["holds"]]

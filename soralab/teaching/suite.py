@@ -1,0 +1,96 @@
+"""Run the notebook suite with papermill in one profile and write a summary.
+
+    soralab notebooks --profile classroom            # every notebook, executed copies in runs/notebooks/classroom/
+    soralab notebooks --profile smoke --only 00 02   # the ones whose names start with 00 or 02
+
+Per notebook the summary holds status, runtime and the key numbers the notebook ``record()``-ed; every claim the
+notebooks ``check()``-ed goes to ``claims.json`` and ``claims.md`` (``soralab.teaching.claims``). ``suite_ok`` says
+whether the suite passed: every notebook ran, and in the classroom and paper profiles every taught claim held.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from ..errors import MissingFileError
+from ..files import atomic_write_text
+from .claims import CLAIMS_ENV, failed_taught, read_claims, write_claims
+from .profiles import PROFILE_ENV, SUMMARY_ENV, profile
+
+
+def notebooks_folder(notebooks_dir: str | Path | None = None) -> Path:
+    """The notebooks to run: ``notebooks_dir`` if given, else ``./notebooks`` (a clone's root), else the clone this
+    package was installed from in editable mode. The notebooks are not inside the package, so a wheel install
+    names the folder."""
+    if notebooks_dir is not None:
+        folder = Path(notebooks_dir)
+        if not folder.is_dir():
+            raise MissingFileError(f"notebooks folder {folder} does not exist; give the clone's notebooks/ folder")
+        return folder
+    for folder in (Path.cwd() / "notebooks", Path(__file__).resolve().parents[2] / "notebooks"):
+        if folder.is_dir():
+            return folder
+    raise MissingFileError("no notebooks/ folder here or beside the package (a wheel install ships none); run from "
+                           "a clone's root or pass --notebooks-dir path/to/soralab/notebooks")
+
+
+def run_suite(profile_name: str, output_dir: str | Path | None = None, only: list[str] | None = None,
+              notebooks_dir: str | Path | None = None) -> list[dict]:
+    import papermill as pm
+
+    profile(profile_name)  # validates the name
+    notebooks_dir = notebooks_folder(notebooks_dir)
+    books = sorted(Path(notebooks_dir).glob("[0-9]*.ipynb"))
+    if only:
+        books = [b for b in books if any(b.name.startswith(o) for o in only)]
+    if not books:
+        raise MissingFileError(f"no notebooks matching {only or '*'} in {notebooks_dir}")
+    out = Path(output_dir or f"runs/notebooks/{profile_name}")
+    out.mkdir(parents=True, exist_ok=True)
+    rows, claims = [], []
+    for book in books:
+        numbers, checked = out / f"{book.stem}.numbers.json", out / f"{book.stem}.claims.json"
+        numbers.unlink(missing_ok=True)
+        checked.unlink(missing_ok=True)
+        env_before = {k: os.environ.get(k) for k in (PROFILE_ENV, SUMMARY_ENV, CLAIMS_ENV)}
+        os.environ[PROFILE_ENV], os.environ[SUMMARY_ENV] = profile_name, str(numbers.resolve())
+        os.environ[CLAIMS_ENV] = str(checked.resolve())
+        start, status = time.perf_counter(), "ok"
+        try:
+            pm.execute_notebook(str(book), str(out / book.name), cwd=str(book.parent), progress_bar=False,
+                                kernel_name="python3")
+        except Exception as e:  # papermill raises on the first failing cell; the executed copy shows where
+            status = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''}"
+        finally:
+            for k, v in env_before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        mine = read_claims(checked, book.name, profile_name)
+        claims += mine
+        row = {"notebook": book.name, "status": status, "runtime_s": round(time.perf_counter() - start, 1),
+               "numbers": json.loads(numbers.read_text()) if numbers.is_file() else {},
+               "claims": len(mine), "claims_failed": sum(not c["holds"] for c in mine)}
+        rows.append(row)
+        print(f"{row['notebook']}: {row['status']} in {row['runtime_s']} s  {row['numbers']}", flush=True)
+    atomic_write_text(out / "summary.json", json.dumps(rows, indent=2))
+    write_claims(claims, out)
+    lines = ["| notebook | status | runtime (s) | claims (failed) | key numbers |", "|---|---|---:|---:|---|"]
+    lines += [f"| {r['notebook']} | {r['status']} | {r['runtime_s']} | {r['claims']} ({r['claims_failed']}) | "
+              + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["numbers"].items())
+              + " |" for r in rows]
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+    return rows
+
+
+def suite_ok(rows: list[dict], profile_name: str, output_dir: str | Path) -> bool:
+    """Every notebook ran, and (classroom, paper) every taught claim held; prints the failed taught claims."""
+    claims = json.loads((Path(output_dir) / "claims.json").read_text(encoding="utf-8"))
+    failed = failed_taught(claims, profile_name)
+    for c in failed:
+        print(f"FAILED taught claim in {c['notebook']}: {c['claim']} ({c['evidence']})", flush=True)
+    return all(r["status"] == "ok" for r in rows) and not failed

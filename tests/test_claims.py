@@ -1,0 +1,77 @@
+"""soralab.teaching.claims: a notebook's claims are printed where they are checked, collected by the suite into
+claims.json / claims.md, and a failed taught claim fails the suite in the classroom and paper profiles only."""
+
+import json
+
+import nbformat
+import pytest
+
+from soralab.cli import main as cli_main
+from soralab.errors import UsageError
+from soralab.teaching.claims import CLAIMS_ENV, check, failed_taught
+from soralab.teaching.suite import run_suite, suite_ok
+
+
+def test_check_prints_returns_and_records(tmp_path, monkeypatch, capsys):
+    assert check("two plus two is four", 2 + 2 == 4, {"sum": 4}) is True  # nothing recorded outside the suite
+    assert "[taught claim holds] two plus two is four (sum=4)" in capsys.readouterr().out
+    monkeypatch.setenv(CLAIMS_ENV, str(tmp_path / "c.json"))
+    assert check("SoRA beats LoRA", 0.81 > 0.86, {"SoRA": 0.81, "LoRA": 0.86}, kind="tested") is False
+    assert "[tested claim does not hold here]" in capsys.readouterr().out
+    check("a gate at zero is a dead rank", False, "active rank 3 with 2 non-zero gates")
+    check("a gate at zero is a dead rank", True, "active rank 2 with 2 non-zero gates")  # a rerun replaces it
+    rows = json.loads((tmp_path / "c.json").read_text())
+    assert [(r["claim"], r["kind"], r["holds"]) for r in rows] == [
+        ("SoRA beats LoRA", "tested", False), ("a gate at zero is a dead rank", "taught", True)]
+    assert rows[0]["evidence"] == "SoRA=0.81, LoRA=0.86"
+
+
+@pytest.mark.parametrize("args, match", [(("x", True, "e"), None), (("", True, "e"), "non-empty"),
+                                         (("x", True, 3.0), "evidence must be")])
+def test_check_refuses_bad_input(args, match):
+    if match:
+        with pytest.raises(UsageError, match=match):
+            check(*args)
+    with pytest.raises(UsageError, match="'taught'.*'tested'"):
+        check("x", True, "e", kind="paper")
+
+
+def test_only_taught_claims_in_enforced_profiles_fail():
+    claims = [{"kind": "taught", "holds": False}, {"kind": "tested", "holds": False}, {"kind": "taught", "holds": True}]
+    assert failed_taught(claims, "classroom") == [claims[0]] and failed_taught(claims, "paper") == [claims[0]]
+    assert failed_taught(claims, "smoke") == []
+
+
+def _notebook(path, code):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("profile_name = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# test"), params, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_suite_collects_claims_and_fails_on_a_taught_one(tmp_path):
+    books = tmp_path / "books"
+    books.mkdir()
+    _notebook(books / "01_a.ipynb", "from soralab.teaching.claims import check\n"
+                                    "check('merge keeps outputs', True, {'max diff': 0.0})\n"
+                                    "check('SoRA beats LoRA', False, {'gap': -1.5}, kind='tested')")
+    _notebook(books / "02_b.ipynb", "from soralab.teaching.claims import check\n"
+                                    "check('prune keeps outputs', False, {'max diff': 0.3})")
+    rows = run_suite("classroom", tmp_path / "out", notebooks_dir=books)
+    assert [r["status"] for r in rows] == ["ok", "ok"] and [r["claims"] for r in rows] == [2, 1]
+    claims = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert [(c["notebook"], c["claim"], c["holds"], c["profile"]) for c in claims] == [
+        ("01_a.ipynb", "merge keeps outputs", True, "classroom"), ("01_a.ipynb", "SoRA beats LoRA", False, "classroom"),
+        ("02_b.ipynb", "prune keeps outputs", False, "classroom")]
+    assert "| 02_b.ipynb | prune keeps outputs | taught | **no** | max diff=0.3 |" in (
+        tmp_path / "out" / "claims.md").read_text()
+    assert not suite_ok(rows, "classroom", tmp_path / "out")
+    assert suite_ok(rows[:1], "classroom", tmp_path / "out") is False  # claims.json still holds 02's failure
+    only_tested = run_suite("classroom", tmp_path / "out2", only=["01"], notebooks_dir=books)
+    assert suite_ok(only_tested, "classroom", tmp_path / "out2")  # a tested claim never fails the suite
+    smoke = run_suite("smoke", tmp_path / "out3", notebooks_dir=books)
+    assert suite_ok(smoke, "smoke", tmp_path / "out3")  # smoke records claims but does not enforce them
+    assert cli_main(["notebooks", "--profile", "classroom", "--notebooks-dir", str(books), "--output-dir",
+                     str(tmp_path / "out4")]) == 1
