@@ -195,7 +195,8 @@ def sora_bar(by: dict, tasks: list[str]) -> list[str]:
         statistics.mean(r["params_after_prune"] for r in by[(t, "lora")].values()) for t in tasks)
     holds = sora >= lora and share <= 0.70
     return ["## The issue's bar for SoRA (mean over the four tasks)", "",
-            "| SoRA | LoRA | SoRA - LoRA | SoRA params / LoRA's | holds (>= LoRA at <= 70%) |", "|---:|---:|---:|---:|---|",
+            "| SoRA | LoRA | SoRA - LoRA | SoRA params / LoRA's | holds (>= LoRA at <= 70%) |",
+            "|---:|---:|---:|---:|---|",
             f"| {sora:.2f} | {lora:.2f} | {sora - lora:+.2f} | {share:.1%} | {'yes' if holds else '**no**'} |", ""]
 
 
