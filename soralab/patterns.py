@@ -125,14 +125,6 @@ def ranks_with_shapes(ranks: dict[str, int], model: nn.Module) -> list[ModuleRan
     return rows
 
 
-def _heads(model: nn.Module) -> list[str]:
-    """What trains whole beside the adapters (pooler, classifier), as ``run_glue`` trains it."""
-    from .models import HEADS, model_family
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return HEADS[model_family(base)]
-
-
 def _check_scaling(scaling: Any) -> None:
     if not (isinstance(scaling, (int, float)) and not isinstance(scaling, bool) and 0 < scaling < math.inf):
         raise UsageError(f"scaling (alpha / r of every module) must be a finite number > 0, e.g. 2, got {scaling!r}")

@@ -33,3 +33,34 @@ def test_notebooks_are_committed_without_outputs():
         for cell in nb["cells"]:
             if cell["cell_type"] == "code":
                 assert not cell.get("outputs") and cell.get("execution_count") is None, f"{nb_path.name}: strip outputs"
+
+
+def _relative_imports(path: Path) -> set[str]:
+    """Every module a file imports relatively, as a dotted name inside soralab (function-level imports too)."""
+    import ast
+
+    package = path.parent.relative_to(ROOT).parts  # ("soralab",) or ("soralab", "experiments")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            names = [node.module] if node.module else [a.name for a in node.names]
+            found |= {".".join([*base, n]) for n in names}
+    return found
+
+
+def test_imports_run_one_way():
+    """core (soralab/*.py) <- experiments <- teaching <- cli: nothing imports a layer above its own. The one
+    exception is soralab.__init__'s lazy ``soralab.allocate``, resolved only when used."""
+    layer = {"soralab.experiments": 1, "soralab.teaching": 2, "soralab.cli": 3}
+
+    def rank(module: str) -> int:
+        return next((v for k, v in layer.items() if module == k or module.startswith(k + ".")), 0)
+
+    upward = []
+    for path in sorted((ROOT / "soralab").rglob("*.py")):
+        me = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for target in _relative_imports(path):
+            if rank(target) > rank(me) and (me, target) != ("soralab", "soralab.experiments.allocate"):
+                upward.append(f"{me} imports {target}")
+    assert not upward, upward

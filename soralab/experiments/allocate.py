@@ -10,13 +10,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from ..errors import UsageError
 from ..files import atomic_write_text
 from ..patterns import (
     DEFAULT_BUDGET_RANK,
     FINDERS,
     _check_scaling,
-    _heads,
     _positive_int,
     budget_of,
     make_pattern,
@@ -24,7 +25,7 @@ from ..patterns import (
     scale_to_budget,
 )
 from .glue import get_task
-from .models import load_classifier
+from .models import HEADS, load_classifier, model_family
 from .results import dumps
 from .train import run_glue
 
@@ -32,6 +33,12 @@ from .train import run_glue
 # batch of 32 that is 32 optimiser steps; a full MRPC run (3,668 rows x 3 epochs) takes 345, so the search costs
 # about a tenth of one training run. Any run_glue option overrides these.
 FIND_DEFAULTS: dict[str, Any] = {"max_train_samples": 1000, "num_train_epochs": 1.0, "max_eval_samples": 200}
+
+
+def _heads(model: nn.Module) -> list[str]:
+    """What trains whole beside the adapters (pooler, classifier), as ``run_glue`` trains it."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return HEADS[model_family(base)]
 
 
 def allocate(task: str, budget_rank: int | None = None, *, budget_params: int | None = None,
