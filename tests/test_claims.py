@@ -3,8 +3,8 @@ claims.json / claims.md, and a failed taught claim fails the suite in the classr
 
 import json
 
-import nbformat
 import pytest
+from nb_fixtures import write_notebook
 
 from soralab.cli import main as cli_main
 from soralab.errors import UsageError
@@ -42,22 +42,15 @@ def test_only_taught_claims_in_enforced_profiles_fail():
     assert failed_taught(claims, "smoke") == []
 
 
-def _notebook(path, code):
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("profile_name = None")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# test"), params, nbformat.v4.new_code_cell(code)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
 
 
 def test_suite_collects_claims_and_fails_on_a_taught_one(tmp_path):
     books = tmp_path / "books"
     books.mkdir()
-    _notebook(books / "01_a.ipynb", "from soralab.teaching.claims import check\n"
+    write_notebook(books / "01_a.ipynb", "from soralab.teaching.claims import check\n"
                                     "check('merge keeps outputs', True, {'max diff': 0.0})\n"
                                     "check('SoRA beats LoRA', False, {'gap': -1.5}, kind='tested')")
-    _notebook(books / "02_b.ipynb", "from soralab.teaching.claims import check\n"
+    write_notebook(books / "02_b.ipynb", "from soralab.teaching.claims import check\n"
                                     "check('prune keeps outputs', False, {'max diff': 0.3})")
     rows = run_suite("classroom", tmp_path / "out", notebooks_dir=books)
     assert [r["status"] for r in rows] == ["ok", "ok"] and [r["claims"] for r in rows] == [2, 1]

@@ -2,8 +2,8 @@
 
 import json
 
-import nbformat
 import pytest
+from nb_fixtures import write_notebook
 
 from soralab.cli import main as cli_main
 from soralab.teaching.profiles import PROFILES, profile, record
@@ -36,21 +36,14 @@ def test_record_writes_only_inside_the_suite(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "n.json").read_text()) == {"a": 1, "b": 2.5}
 
 
-def _notebook(path, code):
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("profile_name = None")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# test"), params, nbformat.v4.new_code_cell(code)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
 
 
 def test_suite_runs_notebooks_and_summarises(tmp_path):
     books = tmp_path / "books"
     books.mkdir()
-    _notebook(books / "01_ok.ipynb", "from soralab.teaching.profiles import profile, record\n"
+    write_notebook(books / "01_ok.ipynb", "from soralab.teaching.profiles import profile, record\n"
                                      "P = profile(profile_name)\nrecord(profile=P.name, x=1.5)")
-    _notebook(books / "02_bad.ipynb", "assert False, 'claim does not hold'")
+    write_notebook(books / "02_bad.ipynb", "assert False, 'claim does not hold'")
     rows = run_suite("smoke", tmp_path / "out", notebooks_dir=books)
     assert [r["status"] for r in rows][0] == "ok" and rows[0]["numbers"] == {"profile": "smoke", "x": 1.5}
     assert rows[1]["status"].startswith("failed") and "claim does not hold" in rows[1]["status"]
