@@ -14,7 +14,7 @@ from .config import LoRAConfig, NOLAConfig, SoRAConfig
 from .export import export_peft, load_adapter, save_adapter
 from .inject import adapter_modules, inject
 from .layers import AdapterLayer, LoRALinear, NOLALinear, SoRALinear, count_trainable
-from .optim import ProximalAdamW, gate_l1, param_groups, soft_threshold, xi_values
+from .optim import ProximalAdamW, gate_l1, param_groups, soft_threshold
 from .prune import gate_report, merge, prune
 
 __version__ = "0.1.0"
@@ -27,11 +27,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """``soralab.allocate`` (the rank finder) runs GLUE experiments, so it lives in ``soralab.experiments``; it is
-    looked up only when used, so ``import soralab`` loads the core alone and no core module imports upwards."""
-    if name == "allocate":
-        from .experiments.allocate import allocate
+# Names that live above the core, looked up only when used: ``import soralab`` loads the core alone, and no core
+# module imports from soralab.experiments.
+_LAZY = {"allocate": "soralab.experiments.allocate", "xi_values": "soralab.experiments.scheduler"}
 
-        return allocate
+
+def __getattr__(name: str):
+    """``soralab.allocate`` (the rank finder, a GLUE experiment) and ``soralab.xi_values`` (the sparsifying
+    scheduler's xi schedules) live in ``soralab.experiments``."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'soralab' has no attribute {name!r}")

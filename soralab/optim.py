@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -199,29 +198,3 @@ def gate_l1(model: nn.Module) -> torch.Tensor:
     if not gates:
         raise ValueError("gate_l1 needs a model with SoRA layers; none found")
     return torch.cat([g.abs().flatten() for g in gates]).mean()
-
-
-XI_SCHEDULES = ("linear", "log_linear", "exp_linear")
-
-
-def xi_values(start: float, end: float, n: int, kind: str = "linear") -> list[float]:
-    """The authors' xi schedules for the sparsifying scheduler.
-
-    linear: evenly spaced; log_linear: ``log(linspace(exp(start), exp(end)))`` (denser near
-    ``end``); exp_linear: ``exp(linspace(log(start), log(end)))`` (geometric, needs start > 0).
-    """
-    if kind not in XI_SCHEDULES:
-        raise ValueError(f"kind must be one of {XI_SCHEDULES}, got {kind!r}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if not (0 <= start < math.inf and 0 <= end < math.inf):  # also refuses NaN
-        raise ValueError(f"xi values must be >= 0, got start={start}, end={end}")
-    if kind == "linear":
-        v = np.linspace(start, end, n)
-    elif kind == "log_linear":
-        v = np.log(np.linspace(np.exp(start), np.exp(end), n))
-    else:
-        if start <= 0:
-            raise ValueError("exp_linear needs start > 0 (it interpolates log(xi))")
-        v = np.exp(np.linspace(np.log(start), np.log(end), n))
-    return [float(x) for x in v]

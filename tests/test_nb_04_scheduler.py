@@ -11,9 +11,8 @@ from glue_fixtures import TINY_BERT_IN_PLUS_OUT, write_glue_fixture
 import soralab
 from soralab.experiments.models import save_tiny_checkpoint
 from soralab.experiments.recipes import recipe
-from soralab.experiments.scheduler import sparsify
+from soralab.experiments.scheduler import XI_SCHEDULES, sparsify
 from soralab.experiments.sparsity import pull_of, total_steps, xi_for_pull
-from soralab.optim import XI_SCHEDULES
 from soralab.teaching.plots import plot_sparsify
 from soralab.teaching.profiles import profile
 

@@ -6,6 +6,7 @@ import pytest
 from nb_fixtures import write_notebook
 
 from soralab.cli import main as cli_main
+from soralab.errors import UsageError
 from soralab.teaching.profiles import PROFILES, profile, record
 from soralab.teaching.suite import run_suite
 
@@ -60,3 +61,13 @@ def test_cli_rejects_unknown_profile(capsys):
     assert capsys.readouterr().err.startswith("soralab: error: unknown profile 'huge'")
     with pytest.raises(ValueError, match="unknown profile"):
         profile("huge")
+
+
+def test_a_profile_is_resized_one_way():
+    """Sizes come from the profile; glue_kwargs refuses them and names the way: profile(P.name, ...)."""
+    small = profile("classroom", max_train_samples=200, epochs=1)
+    kw = small.glue_kwargs(seed=3, r=4)
+    assert (kw["max_train_samples"], kw["num_train_epochs"], kw["seed"], kw["r"]) == (200, 1, 3, 4)
+    assert kw["per_device_train_batch_size"] == profile("classroom").batch_size
+    with pytest.raises(UsageError, match=r"num_train_epochs is a profile size.*profile\(P.name, epochs=\.\.\.\)"):
+        small.glue_kwargs(num_train_epochs=3)

@@ -20,6 +20,13 @@ PROFILE_ENV = "SORALAB_PROFILE"
 SUMMARY_ENV = "SORALAB_SUMMARY"  # set by the suite runner: where record() writes a notebook's key numbers
 
 
+# run_glue's options that a profile sets, and the Profile field each comes from
+SIZES = {"model_name_or_path": "model", "max_train_samples": "max_train_samples",
+         "max_eval_samples": "max_eval_samples", "num_train_epochs": "epochs",
+         "per_device_train_batch_size": "batch_size", "max_seq_length": "max_seq_length",
+         "split_protocol": "split_protocol"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Profile:
     name: str
@@ -36,14 +43,19 @@ class Profile:
     n_stages: int                   # sparsifying scheduler: stages after the dense one
     epochs_per_stage: float
 
-    def glue_kwargs(self, **overrides) -> dict:
-        """Keyword arguments for ``run_glue`` from this profile."""
-        kw = dict(model_name_or_path=self.model, max_train_samples=self.max_train_samples,
-                  max_eval_samples=self.max_eval_samples, num_train_epochs=self.epochs,
-                  per_device_train_batch_size=self.batch_size, max_seq_length=self.max_seq_length,
-                  split_protocol=self.split_protocol)
-        kw.update(overrides)
-        return kw
+    def glue_kwargs(self, **options) -> dict:
+        """Keyword arguments for ``run_glue``: this profile's sizes plus ``options`` (seed, method options, ...).
+
+        Sizes come from the profile alone: to shrink or grow one, make a new profile,
+        ``profile(P.name, max_train_samples=200)``, the one way a notebook resizes (a size given here is refused).
+        """
+        sizes = {run: getattr(self, field) for run, field in SIZES.items()}
+        given = sorted(set(options) & set(SIZES))
+        if given:
+            fix = ", ".join(f"{SIZES[k]}=..." for k in given)
+            raise UsageError(f"{', '.join(given)} is a profile size; resize the profile instead: "
+                             f"P = profile(P.name, {fix})")
+        return {**sizes, **options}
 
 
 PROFILES = {
