@@ -37,9 +37,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from quality_table import mean_std, paired  # noqa: E402
+from quality_table import baseline, mean_std, paired  # noqa: E402
 
-from soralab.experiments import glue  # noqa: E402
 from soralab.experiments.allocate import FIND_DEFAULTS, allocate  # noqa: E402
 from soralab.experiments.train import RESULT_NAME, run_glue  # noqa: E402
 
@@ -94,12 +93,6 @@ def adapter_params(results: dict, pattern: dict) -> dict[str, int]:
     (uniform's trainable count minus its exactly known adapters)."""
     head = results["uniform"].trainable_params - pattern["budget"]["budget_params"]
     return {arm: r.params_after_prune - head for arm, r in results.items()}
-
-
-def baseline(task: str, data_dir: str | None) -> float:
-    """Majority-class score x100 on the dev set (``soralab.experiments.glue.majority_baseline``)."""
-    data = glue.load_glue(task, data_dir)
-    return 100 * glue.majority_baseline(task, data["train"]["label"], data["validation"]["label"])
 
 
 def verdict(p) -> str:

@@ -66,8 +66,9 @@ def paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, floa
     return m, m - h, m + h, len(d)
 
 
-def baseline(task: str) -> float:
-    data = glue.load_glue(task)
+def baseline(task: str, data_dir: str | None = None) -> float:
+    """Majority-class score x100 on the dev set (``soralab.experiments.glue.majority_baseline``)."""
+    data = glue.load_glue(task, data_dir)
     return 100 * glue.majority_baseline(task, data["train"]["label"], data["validation"]["label"])
 
 

@@ -38,7 +38,7 @@ from torch import nn
 from .config import LoRAConfig
 from .errors import MissingFileError, UsageError
 from .inject import adapter_config, matches
-from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, NOLALinear, SoRALinear, _in_out
+from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, NOLALinear, _in_out
 
 FORMAT = "soralab-rank-pattern"
 VERSION = 1
@@ -102,8 +102,7 @@ def module_ranks(model: nn.Module) -> list[ModuleRank]:
                              f"read ranks from a SoRA model (pruned or not)")
         if isinstance(m, AdapterLayer):
             adapters.append(name)
-            rank = m.active_rank() if isinstance(m, SoRALinear) else m.r
-            rows.append(ModuleRank(name, rank, m.in_features, m.out_features))
+            rows.append(ModuleRank(name, m.active_rank(), m.in_features, m.out_features))
         elif name and isinstance(m, SUPPORTED_BASE_TYPES) and matches(name, config.target_modules):
             rows.append(ModuleRank(name, 0, *_in_out(m)))
     return rows
