@@ -1,0 +1,76 @@
+"""SoRA at ``keep=1.0`` (gates, no sparsity) against the quality record's LoRA and SoRA (``keep=0.5``), paired by seed.
+
+Separates the two things SoRA adds to LoRA: the gated parameterisation, and the pruning. A pair counts only when
+both runs were made on the same device and precision (``quality_table.device``), so a GPU ablation never pairs with a
+CPU record run. The ablation runs are made by
+
+    soralab sweep --tasks mrpc stsb --methods sora --seeds 42 81 100 --set keep=1.0 --output-dir runs/ablation-gpu
+    soralab sweep --tasks sst2 --methods sora --seeds 42 81 100 --set keep=1.0 max_train_samples=20000 \\
+        --output-dir runs/ablation-gpu
+
+(on a lent H200; the first ablation, MRPC seeds 0 21 42 on the CPU, went to ``runs/ablation``) and the table by
+
+    python benchmarks/ablation_table.py runs/ablation runs/ablation-gpu runs/quality > benchmarks/ablation_results.md
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from quality_table import TASKS, device, mean_std, paired, rows
+
+from soralab.experiments.sweep import collect
+
+
+def scores(results, task: str, method: str, keep: float | None = None) -> dict[tuple[str, int], float]:
+    """``{(device, seed): score}`` of one task and method (and ``keep``, where given). Runs saved before results
+    recorded their device (``quality_table.device`` marks them ``CPU*``) were made on the CPU, and pair with it."""
+    return {(device(r).replace("*", ""), r.config["seed"]): r.score for r in results
+            if r.config["task"] == task and r.config["method"] == method
+            and (keep is None or r.config.get("keep") == keep)}
+
+
+def on(where: str, runs: dict[tuple[str, int], float]) -> dict[int, float]:
+    return {seed: score for (d, seed), score in runs.items() if d == where}
+
+
+def pair(a: dict[int, float], b: dict[int, float]) -> tuple[dict[int, float], dict[int, float]]:
+    seeds = sorted(set(a) & set(b))
+    return {s: a[s] for s in seeds}, {s: b[s] for s in seeds}
+
+
+def interval(p) -> str:
+    return f"{p[0]:+.2f} [{p[1]:+.2f}, {p[2]:+.2f}] (n={p[3]})" if p else "fewer than two same-device pairs"
+
+
+def markdown(ablation_roots: list[Path], record_root: Path) -> str:
+    abl = [r for root in ablation_roots for r in collect(root)]
+    rec = list(collect(record_root))
+    out = ["# SoRA with every rank kept (`keep=1.0`) against LoRA and SoRA `keep=0.5`", "",
+           f"Ablation runs: {', '.join(f'`{r}`' for r in ablation_roots)}; record runs: `{record_root}` "
+           "(`benchmarks/quality.sh`). Scores x100 on the GLUE dev set, one row per task and device; the LoRA and "
+           "keep=0.5 columns are means over the seeds that pair (same device and precision), differences are paired "
+           "by seed with a 95% t-interval. Made by `python benchmarks/ablation_table.py` (its docstring has the "
+           "commands).", "",
+           "| task | device | seeds | keep=1.0 | LoRA r=8 | SoRA keep=0.5 | keep=1.0 − LoRA | keep=1.0 − keep=0.5 |",
+           "|---|---|---|---:|---:|---:|---|---|"]
+    for task in TASKS:
+        ablated = scores(abl, task, "sora", keep=1.0)
+        lora, sora = scores(rec, task, "lora"), scores(rec, task, "sora", keep=0.5)
+        for where in sorted({d for d, _ in ablated}):
+            a = on(where, ablated)
+            al, lo = pair(a, on(where, lora))
+            aso, so = pair(a, on(where, sora))
+            out.append(f"| {task} | {where} | {', '.join(map(str, sorted(a)))} | {mean_std(list(a.values()))}"
+                       f" | {mean_std(list(lo.values()))} | {mean_std(list(so.values()))} | {interval(paired(al, lo))}"
+                       f" | {interval(paired(aso, so))} |")
+    kept = sorted({r["ranks_kept"] for root in ablation_roots for r in rows(root) if r["ranks_kept"] is not None})
+    out += ["", f"Ranks kept by the ablation runs at the end: {', '.join(f'{k:.0f}%' for k in kept)}.", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit("usage: python benchmarks/ablation_table.py ABLATION_RUNS [ABLATION_RUNS ...] RECORD_RUNS")
+    print(markdown([Path(a) for a in sys.argv[1:-1]], Path(sys.argv[-1])))
