@@ -8,7 +8,7 @@ from nb_fixtures import write_notebook
 
 from soralab.cli import main as cli_main
 from soralab.errors import UsageError
-from soralab.teaching.claims import CLAIMS_ENV, check, failed_taught
+from soralab.teaching.claims import CLAIMS_ENV, check, check_learned, failed_taught
 from soralab.teaching.suite import run_suite, suite_ok
 
 
@@ -68,3 +68,36 @@ def test_suite_collects_claims_and_fails_on_a_taught_one(tmp_path):
     assert suite_ok(smoke, "smoke", tmp_path / "out3")  # smoke records claims but does not enforce them
     assert cli_main(["notebooks", "--profile", "classroom", "--notebooks-dir", str(books), "--output-dir",
                      str(tmp_path / "out4")]) == 1
+
+
+def _result(score, baseline):
+    from soralab.experiments.run_config import GlueResult
+
+    return GlueResult(config={}, history=[], best={"eval_validation_accuracy": score / 100}, final={},
+                      main_metric="accuracy", trainable_params=1, params_after_prune=1, baseline=baseline)
+
+
+def test_check_learned_needs_every_run_above_its_own_baseline(capsys):
+    assert check_learned({"lora": _result(80.0, 50.0), "sora": _result(61.0, 50.0)}, margin=10)
+    assert "lora=80.0 vs 50.0, sora=61.0 vs 50.0" in capsys.readouterr().out
+    assert not check_learned({"lora": _result(80.0, 50.0), "sora": _result(60.0, 50.0)}, margin=10)  # not *more*
+    assert not check_learned({"at chance": _result(53.75, 53.75)})
+    with pytest.raises(UsageError, match="no majority-class baseline recorded for old"):
+        check_learned({"old": _result(80.0, None)})
+
+
+def test_quiet_silences_library_chatter(capsys):
+    import warnings
+
+    import transformers
+
+    from soralab.teaching.profiles import quiet
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet()
+        warnings.warn("old API", FutureWarning)
+        warnings.warn("soralab says", UserWarning)
+    assert [str(w.message) for w in seen] == ["soralab says"]
+    assert transformers.logging.get_verbosity() == transformers.logging.ERROR
+    transformers.logging.set_verbosity_warning()

@@ -9,6 +9,7 @@ from glue_fixtures import TINY_BERT_IN_PLUS_OUT, write_glue_fixture
 
 import soralab
 from soralab.cli import main as cli_main
+from soralab.experiments.glue import load_glue
 from soralab.experiments.models import save_tiny_checkpoint
 from soralab.experiments.train import RESULT_NAME, GlueResult, run_glue
 
@@ -35,6 +36,11 @@ def test_every_method_trains_and_reports(method, tiny, tmp_path):
     assert res.trainable_params > 0 and res.params_after_prune <= res.trainable_params
     saved = json.loads((tmp_path / RESULT_NAME).read_text())
     assert saved["config"]["method"] == method and saved["history"] == res.history
+    data = load_glue("sst2", tiny["data"])
+    train, dev = list(data["train"]["label"]), list(data["validation"]["label"])
+    most = max(set(train), key=lambda c: (train.count(c), -c))  # np.unique's argmax: ties go to the smaller label
+    assert saved["baseline"] == res.baseline == pytest.approx(100 * dev.count(most) / len(dev))
+    assert res.above_baseline() == (res.score > res.baseline)
     if method in ("lora", "peft-lora", "sora", "nola", "adalora"):
         assert len(res.active_ranks) == 12  # 2 blocks x 6 linear layers
     if method == "sora":  # 12 steps: the lr summed over the schedule is about 6 lr, times 300 pulls a gate by > 1
@@ -49,6 +55,7 @@ def test_regression_task_and_paper_protocol(tiny):
                    split_protocol="paper", **FAST)
     assert {"eval_validation_pearson", "eval_test_pearson", "eval_test_spearmanr"} <= set(res.best)
     assert res.main_metric == "pearson"
+    assert res.baseline == 0.0, "a constant prediction has no Pearson correlation: 0"
 
 
 def test_setup_sorts_eval_splits_longest_first_and_keeps_every_example(tiny):

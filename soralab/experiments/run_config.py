@@ -139,6 +139,9 @@ class GlueResult:
     wall_time_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds: load, tokenize, train, evaluate
     environment: dict[str, str] = field(default_factory=dict)  # versions and device (hardware.environment)
+    # The majority-class score (x100) of the reported split: what a model that always predicts the most frequent
+    # training label scores (0 for STS-B's Pearson). None in results saved before it was recorded.
+    baseline: float | None = None
     reused: bool = False              # read back from output_dir, not run again (``model`` is then None)
     # The trained model, as training left it (SoRA not pruned; call soralab.prune on it, or on a copy). Not saved in
     # result.json; None for a reused result: pass save_model=True to keep the adapter in output_dir/adapter.
@@ -166,6 +169,11 @@ class GlueResult:
             return cls(**{k: v for k, v in data.items() if k in known and k not in ("model", "reused")})
         except (TypeError, ValueError) as err:
             raise CorruptResultError(f"{path} is not a soralab result of a known task and method ({err})") from None
+
+    def above_baseline(self, margin: float = 0.0) -> bool:
+        """Whether the run learned: its score beats the majority-class score of the same split by more than
+        ``margin`` points (x100). False when the baseline was not recorded or the score is NaN."""
+        return self.baseline is not None and self.score > self.baseline + margin
 
     @property
     def degenerate(self) -> bool:

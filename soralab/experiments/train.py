@@ -210,11 +210,13 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     select = "validation" if "validation" in p.data else "validation_matched"
     key = f"eval_{select}_{p.spec.main_metric}"
     best = select_best(history, key)  # never a NaN evaluation; all NaN: a degenerate run, score NaN
+    reported = "test" if "test" in p.data else select  # the split GlueResult.score reads
+    baseline = 100 * glue.majority_baseline(p.spec, p.data["train"]["label"], p.data[reported]["label"])
     result = GlueResult(config=config.to_dict(), history=history, best=best, final=history[-1],
                         main_metric=p.spec.main_metric, trainable_params=p.trainable_params,
                         params_after_prune=params_after_prune(p.model), active_ranks=active_ranks(p.model),
                         wall_time_s=time.perf_counter() - start, timings=timings,
-                        environment=environment(config.device), model=p.model)
+                        environment=environment(config.device), baseline=baseline, model=p.model)
     if output_dir is not None and trainer.is_world_process_zero():
         if save_model and method in ("lora", "sora", "nola"):
             # a pruned copy goes to disk; result.model stays as trained

@@ -60,6 +60,19 @@ def check(claim: str, holds: Any, evidence: str | Mapping[str, Any], *, kind: st
     return holds
 
 
+def check_learned(results: Mapping[str, Any], margin: float = 0.0) -> bool:
+    """The taught claim under every GLUE lesson: each run it reads learned, i.e. beats the majority-class score of
+    its own eval split by more than ``margin`` points (``GlueResult.above_baseline``). A run at chance would make
+    the lesson's comparison meaningless, so a failure here is a budget that does not learn: a bug to fix."""
+    missing = [name for name, r in results.items() if r.baseline is None]
+    if missing:
+        raise UsageError(f"no majority-class baseline recorded for {', '.join(missing)}: results saved before soralab "
+                         f"recorded one; run them again (delete their result.json)")
+    evidence = {name: f"{r.score:.1f} vs {r.baseline:.1f}" for name, r in results.items()}
+    return check(f"every GLUE run here learned: above its majority-class score by more than {margin:g} points",
+                 all(r.above_baseline(margin) for r in results.values()), evidence)
+
+
 def read_claims(path: str | Path, notebook: str, profile: str) -> list[dict]:
     """The claims a notebook recorded under the suite, each with its notebook and profile."""
     path = Path(path)

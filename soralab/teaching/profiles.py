@@ -2,8 +2,8 @@
 default) and ``paper`` (the paper's protocol on a GPU). A notebook reads its profile once and derives every
 size, epoch and step count from it, so the same notebook serves a CI check, a lesson and a reproduction.
 
-Also two notebook utilities: ``env_report()`` (what ran where) and ``record(...)`` (key numbers for the
-suite's summary).
+Also three notebook utilities: ``quiet()`` (library chatter off), ``env_report()`` (what ran where) and
+``record(...)`` (key numbers for the suite's summary).
 """
 
 from __future__ import annotations
@@ -82,6 +82,30 @@ def profile(name: str | None = None, **overrides) -> Profile:
         raise UsageError(f"unknown profile {name!r} (from {PROFILE_ENV} or the notebook's parameters); "
                          f"choose one of {', '.join(PROFILES)}")
     return replace(PROFILES[name], **overrides)
+
+
+def quiet() -> None:
+    """Silence what libraries print around a lesson's output: transformers' load reports ("classifier.weight
+    MISSING": the head is new, as intended) and progress bars, ``datasets``' "Map:" bars, deprecation notices and
+    tqdm's "IProgress not found". Errors still show, and so do soralab's own warnings."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    try:
+        from tqdm import TqdmWarning
+
+        warnings.filterwarnings("ignore", category=TqdmWarning)
+    except ImportError:  # pragma: no cover - tqdm comes with transformers
+        pass
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
 
 
 def env_report(p: Profile | None = None) -> dict:
