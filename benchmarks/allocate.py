@@ -27,13 +27,15 @@ The committed results were made on a lent H200 in about 7 minutes: one ``--runs-
 per task and seed side by side, then the report pass above with ``--precision bf16`` (what ``auto`` chose there), which
 reuses every run.
 
-It writes ``benchmarks/allocate_results.md`` and one pattern figure per task (``allocate_pattern_<task>.png``).
+It writes ``benchmarks/allocate_results.md``, ``allocate_results.csv`` (one row per run, read by notebook 09) and
+one pattern figure per task (``allocate_pattern_<task>.png``).
 ``--dry-run`` lists the runs and which are already done, without training.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import statistics
 import sys
 from pathlib import Path
@@ -99,14 +101,15 @@ def adapter_params(results: dict, pattern: dict) -> dict[str, int]:
     return {arm: r.params_after_prune - head for arm, r in results.items()}
 
 
-def verdict(p) -> str:
-    if p is None:
-        return "fewer than two seeds"
-    if p[1] > 0:
-        return "better than uniform (interval above 0)"
-    if p[2] < 0:
-        return "**worse** than uniform (interval below 0)"
-    return "no difference shown (interval includes 0)"
+def csv_rows(by: dict) -> list[dict]:
+    """One row per run: what notebook 09 reads (``allocate_results.csv``)."""
+    rows = []
+    for (task, seed), (results, patterns) in sorted(by.items()):
+        params = adapter_params(results, patterns["sora-pattern"])
+        rows += [{"task": task, "arm": arm, "seed": seed, "metric": results[arm].main_metric,
+                  "score": round(results[arm].score, 4), "adapter_params": params[arm],
+                  "wall_time_s": round(results[arm].wall_time_s, 1)} for arm in ARMS]
+    return rows
 
 
 def made_on(by: dict) -> set[str]:
@@ -147,8 +150,9 @@ def markdown(by: dict, tasks, seeds, baselines: dict, command: str) -> str:
                 "| arm | difference | 95% interval | pairs | reading |", "|---|---:|---|---:|---|"]
         for arm in ARMS[1:]:
             p = paired(score[arm], score["uniform"])
+            reading = p.reading("better than uniform", "**worse** than uniform") if p else "fewer than two seeds"
             out.append(f"| {LABELS[arm]} | " + (f"{p[0]:+.2f} | [{p[1]:+.2f}, {p[2]:+.2f}] | {p[3]}" if p else " | | ")
-                       + f" | {verdict(p)} |")
+                       + f" | {reading} |")
         out += ["", "Cost of finding a pattern (mean over seeds) beside one full training run:", "",
                 "| run | wall time (s) | optimiser steps |", "|---|---:|---:|"]
         for arm in FINDERS:
@@ -210,6 +214,11 @@ def main() -> None:
     command = " ".join(["python benchmarks/allocate.py", *sys.argv[1:]])
     text = markdown(by, args.tasks, args.seeds, {t: baseline(t, args.data_dir) for t in args.tasks}, command)
     Path(args.results).write_text(text, encoding="utf-8")
+    rows = csv_rows(by)
+    with open(Path(args.results).with_suffix(".csv"), "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     print(f"-> {args.results}")
 
 

@@ -17,9 +17,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from scipy import stats
-
 from soralab.experiments import glue
+from soralab.experiments.stats import paired
 from soralab.experiments.sweep import collect
 
 HERE = Path(__file__).resolve().parent
@@ -53,17 +52,6 @@ def mean_std(xs: list[float]) -> str:
     if not xs:
         return ""
     return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
-
-
-def paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float, int] | None:
-    """Mean of a - b over shared seeds with a 95% t-interval; None with fewer than two pairs."""
-    seeds = sorted(set(a) & set(b))
-    if len(seeds) < 2:
-        return None
-    d = [a[s] - b[s] for s in seeds]
-    m, se = statistics.mean(d), statistics.stdev(d) / len(d) ** 0.5
-    h = stats.t.ppf(0.975, len(d) - 1) * se
-    return m, m - h, m + h, len(d)
 
 
 def baseline(task: str, data_dir: str | None = None) -> float:

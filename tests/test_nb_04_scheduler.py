@@ -87,6 +87,9 @@ def test_stage_table_claims(result):
     assert stages[0].memorization_rel == 100.0 and stages[0].generalization_rel == 100.0
     for s in stages[1:]:
         assert s.memorization_rel == pytest.approx(100 * s.memorization / stages[0].memorization)
-    fig = plot_sparsify(result)
-    assert [len(line.get_xdata()) for line in fig.axes[0].lines] == [len(stages)] * 2
+    fig = plot_sparsify(result, baseline=50.0)
+    memorization, generalization, majority = fig.axes[0].lines
+    assert list(memorization.get_xdata()) == params and fig.axes[0].get_xscale() == "log"
+    assert list(generalization.get_ydata()) == pytest.approx([100 * s.generalization for s in stages])  # x100
+    assert list(majority.get_ydata()) == [50.0, 50.0]
     assert "| 3 | 200 |" in result.table()
