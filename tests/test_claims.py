@@ -96,8 +96,8 @@ def test_quiet_silences_library_chatter(capsys):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         quiet()
-        warnings.warn("old API", FutureWarning)
-        warnings.warn("soralab says", UserWarning)
+        warnings.warn("old API", FutureWarning, stacklevel=1)
+        warnings.warn("soralab says", UserWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["soralab says"]
     assert transformers.logging.get_verbosity() == transformers.logging.ERROR
     transformers.logging.set_verbosity_warning()

@@ -52,6 +52,19 @@ def test_sora_learns_and_kills_gates(trained):
     assert (without - trained_logits).abs().max() > 1e-2
 
 
+def test_the_model_is_the_final_evaluation_and_beats_its_majority_baseline(trained):
+    """The notebook reads one checkpoint: res.model is the model the last evaluation scored (its live ranks are the
+    ones logged there), and check_learned's claim holds: the score (x100) clears the majority class by 10 points."""
+    res = trained["res"]
+    report = soralab.gate_report(res.model)
+    assert res.final["step"] == max(h["step"] for h in res.history)
+    assert res.final["active_rank"] == report.active_rank
+    assert res.final["params_after_prune"] == report.params_after_prune
+    assert res.baseline is not None and 0 <= res.baseline <= 100
+    assert res.above_baseline(10), (res.score, res.baseline)
+    assert 0 <= 100 * res.final["eval_validation_accuracy"] <= 100
+
+
 def test_gate_report_agrees_with_run_glue(trained):
     res, r_max = trained["res"], 8
     model = res.model

@@ -93,3 +93,22 @@ def test_lora_reaches_zero_error_iff_rank_reaches_the_true_rank(rank_sweep):
             assert fit.relative_mse > 0.25, (r, fit.relative_mse)
             # below the true rank: the best rank-r approximation leaves (3 - r) / 3 of the update
             assert abs(fit.relative_mse - (3 - r) / 3) < 0.1, (r, fit.relative_mse)
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_lora_diagram_names_every_part_and_the_gate_only_for_sora(gate):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from soralab.teaching.plots import plot_lora_diagram
+
+    fig = plot_lora_diagram(gate=gate)
+    ax = fig.axes[0]
+    texts = {t.get_text() for t in ax.texts}
+    assert {"x", "h", "W0", "A", "B", "r × in", "out × r"} <= texts, texts
+    assert ("g" in texts) is gate
+    assert ("g ⊙ A x" in ax.get_title()) is gate and "s" in ax.get_title()
+    assert len(ax.patches) == (3 if gate else 2) + 2  # W0, A, (g,) B and the "+" node
+    plt.close(fig)

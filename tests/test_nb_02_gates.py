@@ -98,3 +98,41 @@ def test_without_weight_decay_gates_shrink_while_a_and_b_grow():
             for wd in (0.0, 1.0)}
     assert fits[0.0].history["gate_l1"][-1] < fits[1.0].history["gate_l1"][-1]
     assert fits[0.0].history["ab_norm"][-1] > 2 * fits[1.0].history["ab_norm"][-1]
+
+
+def test_rescaling_gates_by_1_over_c_and_a_by_c_keeps_outputs_and_divides_the_l1_penalty():
+    """The scale symmetry the notebook's weight-decay section starts from, on a trained known-good layer."""
+    fit = fit_planted(sora(8), steps=150, lr=1e-2, weight_decay=1.0, xi=1.0)
+    layer, x, c = fit.model[0], fit.task.x_test, 3.0
+    with torch.no_grad():
+        before, l1_before = fit.model(x), layer.gate.abs().sum().item()
+        layer.gate.div_(c)
+        layer.lora_A.mul_(c)
+        after, l1_after = fit.model(x), layer.gate.abs().sum().item()
+    assert l1_before > 0.1
+    assert torch.allclose(after, before, atol=1e-5)
+    assert l1_after == pytest.approx(l1_before / c, rel=1e-5)
+
+
+def test_long_run_without_weight_decay_dodges_the_penalty_and_the_rank_moves():
+    """The notebook's symmetry_steps=3200 comparison (same in every profile): without weight decay on A and B the
+    gates end below a tenth of the decayed run's and ||A||*||B|| more than ten times larger, and the active rank
+    keeps moving after step 400; with weight decay it stays at the planted 3."""
+    fits = {wd: fit_planted(sora(8), steps=3200, lr=1e-2, weight_decay=wd, xi=1.0, record_every=50)
+            for wd in (0.0, 1.0)}
+    h0, h1 = fits[0.0].history, fits[1.0].history
+    assert h0["gate_l1"][-1] < h1["gate_l1"][-1] / 10
+    assert h0["ab_norm"][-1] > 10 * h1["ab_norm"][-1]
+    at = h0["step"].index(400)
+    assert set(h1["active_rank"][at:]) == {3}
+    assert any(a != b for a, b in itertools.pairwise(h0["active_rank"][at:]))
+
+
+def test_the_planted_rank_is_found_at_a_tuned_xi_only():
+    """The classroom grid (400 steps): xi = 1 finds rank 3 for r_max 4, 8 and 16; xi = 0.25 keeps extra ranks,
+    xi = 2 cuts a needed one at r_max = 4."""
+    grid = {(r_max, xi): fit_planted(sora(r_max), steps=400, lr=1e-2, weight_decay=1.0, xi=xi).active_rank
+            for r_max in (4, 8, 16) for xi in (0.25, 0.5, 1.0, 2.0)}
+    found = [xi for xi in (0.25, 0.5, 1.0, 2.0) if all(grid[(r_max, xi)] == 3 for r_max in (4, 8, 16))]
+    assert found == [1.0], grid
+    assert grid[(16, 0.25)] > 3 and grid[(4, 2.0)] < 3, grid

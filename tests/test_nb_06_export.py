@@ -6,6 +6,7 @@ parameter and to the byte.
 """
 
 import copy
+import json
 
 import pytest
 import torch
@@ -87,6 +88,9 @@ def test_peft_export_refuses_unpruned_and_reloads_pruned(nb, tmp_path):
     with pytest.raises(ValueError, match="prune"):
         soralab.export_peft(nb["models"]["SoRA"], tmp_path / "refused")
     peft_dir = soralab.export_peft(nb["models"]["pruned SoRA"], tmp_path / "peft")
+    rank_pattern = json.loads((peft_dir / "adapter_config.json").read_text())["rank_pattern"]
+    live = {name: rank for name, rank in nb["report"].ranks().items() if rank}  # the unpruned model's live ranks
+    assert rank_pattern == soralab.gate_report(nb["models"]["pruned SoRA"]).ranks() == live
     peft_model = PeftModel.from_pretrained(copy.deepcopy(nb["base"]), peft_dir).eval()
     with torch.no_grad():
         same(peft_model(**nb["batch"]).logits, nb["logits"]["pruned SoRA"])

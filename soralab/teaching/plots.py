@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -77,6 +78,47 @@ def plot_rank_pattern(pattern: dict, axes=None):
     return axes[0].figure
 
 
+def plot_lora_diagram(gate: bool = False, ax=None):
+    """LoRA's layer as boxes and arrows: ``x`` enters the frozen ``W0`` and, beside it, the bottleneck ``A``
+    (r x in) then ``B`` (out x r), scaled by ``s = alpha / r``; the two paths add up to ``h``. With ``gate=True``
+    SoRA's gate vector ``g`` sits between ``A`` and ``B``: ``h = W0 x + s B (g * A x)``."""
+    from matplotlib.patches import Circle, FancyBboxPatch
+
+    fig, ax = _axes(ax, (7, 3.2))
+    boxes = [("W0", "out × in, frozen", 3.0, 2.2, 2.4, "0.85")]  # name, shape, x centre, y centre, width, colour
+    low = [("A", "r × in", "tab:blue"), ("g", "r gates", "tab:red"), ("B", "out × r", "tab:orange")]
+    low = low if gate else [low[0], low[2]]
+    xs = [1.8, 3.0, 4.2] if gate else [2.3, 3.7]
+    boxes += [(name, shape, x, 0.6, 0.8, colour) for (name, shape, colour), x in zip(low, xs, strict=True)]
+    for name, shape, x, y, w, colour in boxes:
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - 0.4), w, 0.8, boxstyle="round,pad=0.05", fc=colour,
+                                    alpha=0.35 if name != "W0" else 1.0, ec="k"))
+        ax.text(x, y + 0.12, name, ha="center", va="center", fontsize=13, weight="bold")
+        ax.text(x, y - 0.22, shape, ha="center", va="center", fontsize=8)
+
+    def arrow(x0, y0, x1, y1):
+        ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="->", lw=1.3))
+
+    ax.text(0.2, 1.4, "x", ha="center", va="center", fontsize=14, style="italic")
+    arrow(0.35, 1.5, 3.0 - 1.25, 2.2)  # x -> W0
+    arrow(0.35, 1.3, boxes[1][2] - boxes[1][4] / 2 - 0.05, 0.6)  # x -> A
+    for (_, _, x0, _, w0, _), (_, _, x1, _, w1, _) in itertools.pairwise(boxes[1:]):
+        arrow(x0 + w0 / 2 + 0.05, 0.6, x1 - w1 / 2 - 0.05, 0.6)
+    ax.add_patch(Circle((5.6, 1.4), 0.18, fc="w", ec="k"))
+    ax.text(5.6, 1.4, "+", ha="center", va="center", fontsize=13)
+    arrow(4.25, 2.2, 5.45, 1.5)  # W0 x -> +
+    arrow(boxes[-1][2] + boxes[-1][4] / 2 + 0.05, 0.6, 5.45, 1.3)  # B ... -> +
+    ax.text(5.75, 0.75, "× s = α / r", ha="left", va="center", fontsize=9)
+    arrow(5.8, 1.4, 6.35, 1.4)
+    ax.text(6.55, 1.4, "h", ha="center", va="center", fontsize=14, style="italic")
+    ax.set_title("SoRA: h = W0 x + s · B (g ⊙ A x)" if gate else "LoRA: h = W0 x + s · B A x")
+    ax.set_xlim(0, 7.0)
+    ax.set_ylim(-0.05, 2.8)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return fig
+
+
 def plot_soft_threshold(t: float = 1.0, ax=None):
     """The proximal operator of t|x| next to the authors' code's three-step version and the identity."""
     from ..optim import official_threshold_, soft_threshold
@@ -95,40 +137,56 @@ def plot_soft_threshold(t: float = 1.0, ax=None):
     return fig
 
 
-def plot_sparsify(result, ax=None):
-    """Memorization and generalization (% of the dense stage) against non-zero adapter parameters."""
-    fig, ax = _axes(ax)
+def plot_sparsify(result, ax=None, baseline: float | None = None):
+    """Memorization and generalization (x100) against non-zero adapter parameters (log scale, fewer to the right),
+    one point per stage of ``soralab.experiments.scheduler.sparsify``; ``baseline``: the majority-class score."""
+    fig, ax = _axes(ax, (6.5, 4))
     params = [s.nonzero_params for s in result.stages]
-    ax.plot(params, [s.memorization_rel for s in result.stages], "o-", label="memorization (train subset)")
-    ax.plot(params, [s.generalization_rel for s in result.stages], "s-", label="generalization (dev)")
+    ax.plot(params, [100 * s.memorization for s in result.stages], "o-", label="memorization (training subset)")
+    ax.plot(params, [100 * s.generalization for s in result.stages], "s-", label="generalization (dev)")
+    if baseline is not None:
+        ax.axhline(baseline, color="0.5", ls="--", lw=1, label="majority class (dev)")
     for s in result.stages:
-        ax.annotate(f"xi={s.xi:.3g}", (s.nonzero_params, s.generalization_rel), fontsize=7,
+        ax.annotate(f"xi={s.xi:.3g}", (s.nonzero_params, 100 * s.generalization), fontsize=7,
                     textcoords="offset points", xytext=(3, -10))
+    ax.set_xscale("log")
     ax.invert_xaxis()
-    ax.set_xlabel("non-zero adapter parameters (fewer to the right)")
-    ax.set_ylabel("score, % of the dense stage")
-    ax.legend()
+    ax.set_xlabel("non-zero adapter parameters (log scale, fewer to the right)")
+    ax.set_ylabel("score (x100)")
+    ax.legend(fontsize=8)
     return fig
 
 
-def plot_frontier(points: list[tuple[str, int, float]], ax=None, ylabel: str = "score"):
-    """Score against stored parameters (log scale), one labelled point per ``(label, params, score)``."""
+def plot_frontier(points: list[tuple[str, int, float]], ax=None, ylabel: str = "score (x100)",
+                  baseline: float | None = None):
+    """Score against stored parameters (log scale), one labelled point per ``(label, params, score)``; several
+    points may share a label (seeds): each is drawn, the label written once. ``baseline``: a dashed line at the
+    majority-class score."""
     fig, ax = _axes(ax)
+    colours = {}  # one colour per label, in order of first appearance
     for label, params, score in points:
-        ax.scatter(params, score, s=40)
-        ax.annotate(label, (params, score), fontsize=8, textcoords="offset points", xytext=(4, 4))
+        if label not in colours:
+            colours[label] = f"C{len(colours)}"
+            ax.annotate(label, (params, score), fontsize=8, textcoords="offset points", xytext=(4, 4))
+        ax.scatter(params, score, s=40, color=colours[label])
+    if baseline is not None:
+        ax.axhline(baseline, color="0.5", ls="--", lw=1, label="majority class")
+        ax.legend(loc="lower right")
     ax.set_xscale("log")
-    ax.set_xlabel("stored adapter parameters")
+    ax.set_xlabel("stored parameters (adapters + head, after pruning)")
     ax.set_ylabel(ylabel)
     return fig
 
 
-def plot_history(results: dict, key: str, ax=None):
-    """An eval metric per evaluation step, one line per labelled ``GlueResult``."""
+def plot_history(results: dict, key: str, ax=None, ylabel: str | None = None, baseline: float | None = None):
+    """An eval metric (x100) per evaluation, one line per labelled ``GlueResult``; ``baseline``: a dashed line at
+    the majority-class score (x100)."""
     fig, ax = _axes(ax)
     for label, res in results.items():
-        ax.plot([h["epoch"] for h in res.history], [h.get(key, np.nan) for h in res.history], "o-", label=label)
+        ax.plot([h["epoch"] for h in res.history], [100 * h.get(key, np.nan) for h in res.history], "o-", label=label)
+    if baseline is not None:
+        ax.axhline(baseline, color="0.5", ls="--", lw=1, label="majority class")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(key)
-    ax.legend()
+    ax.set_ylabel(ylabel or f"{key.removeprefix('eval_')} (x100)")
+    ax.legend(fontsize=8)
     return fig
