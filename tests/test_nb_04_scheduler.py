@@ -93,3 +93,5 @@ def test_stage_table_claims(result):
     assert list(generalization.get_ydata()) == pytest.approx([100 * s.generalization for s in stages])  # x100
     assert list(majority.get_ydata()) == [50.0, 50.0]
     assert "| 3 | 200 |" in result.table()
+    assert f"| {100 * stages[0].memorization:.2f} | {100 * stages[0].generalization:.2f} | 100.0 | 100.0 |" in \
+        result.table(), "scores x100 in the table, as everywhere"

@@ -77,10 +77,11 @@ class SparsifyResult:
                 "wall_time_s": self.wall_time_s}
 
     def table(self) -> str:
-        rows = ["| stage | xi | non-zero params | active rank | memorization | generalization | mem. % | gen. % |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        rows += [f"| {s.stage} | {s.xi:g} | {s.nonzero_params:,} | {s.active_rank} | {s.memorization:.4f} | "
-                 f"{s.generalization:.4f} | {s.memorization_rel:.1f} | {s.generalization_rel:.1f} |"
+        """Scores x100, then relative to the dense stage (% of its score)."""
+        rows = ["| stage | xi | non-zero params | active rank | memorization (x100) | generalization (x100) | "
+                "mem. % of dense | gen. % of dense |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        rows += [f"| {s.stage} | {s.xi:g} | {s.nonzero_params:,} | {s.active_rank} | {100 * s.memorization:.2f} | "
+                 f"{100 * s.generalization:.2f} | {s.memorization_rel:.1f} | {s.generalization_rel:.1f} |"
                  for s in self.stages]
         return "\n".join(rows)
 
