@@ -43,7 +43,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from quality_table import baseline, mean_std, paired  # noqa: E402
+from quality_table import baseline, device, mean_std, paired  # noqa: E402
 
 from soralab.experiments.allocate import FIND_DEFAULTS, allocate  # noqa: E402
 from soralab.experiments.train import RESULT_NAME, run_glue  # noqa: E402
@@ -113,9 +113,8 @@ def csv_rows(by: dict) -> list[dict]:
 
 
 def made_on(by: dict) -> set[str]:
-    """The devices and precisions the runs in ``by`` were made with (``result.json``'s environment)."""
-    return {f"{r.environment.get('device', '?')} ({r.config['precision']})"
-            for results, _ in by.values() for r in results.values()}
+    """The devices and precisions the runs in ``by`` were made with (``quality_table.device``)."""
+    return {device(r) for results, _ in by.values() for r in results.values()}
 
 
 def markdown(by: dict, tasks, seeds, baselines: dict, command: str) -> str:
