@@ -34,6 +34,8 @@ def _add_glue_options(p: argparse.ArgumentParser) -> None:
         help_text = f.metadata.get("help", "") + default
         if f.name == "task":
             p.add_argument(flag, required=True, help=help_text)
+        elif kind == "bool" and "None" in str(f.type):  # unset (None: the recipe's), --flag or --no-flag
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif kind == "bool":
             p.add_argument(flag, action="store_true", help=help_text)
         elif kind.startswith("list"):

@@ -111,3 +111,42 @@ def test_cli_help_explains_every_option(capsys):
     for f in GlueConfig.__dataclass_fields__.values():
         if f.name != "from_recipe":
             assert f.metadata.get("help") and " ".join(f.metadata["help"].split()) in text, f.name
+
+
+def test_keep_schedule_options_are_checked():
+    c = GlueConfig(task="mrpc", method="sora")
+    assert (c.keep_start, c.keep_end, c.keep_final) == (0.1, 0.7, False)  # the recipe's, named as such
+    assert {"keep_start", "keep_end", "keep_final"} <= set(c.from_recipe)
+    raw = GlueConfig(task="mrpc", method="sora", xi=0.5)
+    assert (raw.keep_start, raw.keep_end, raw.keep_final) == (None, None, None)
+    with pytest.raises(ValueError, match="no keep schedule"):
+        GlueConfig(task="mrpc", method="sora", xi=0.5, keep_final=True)
+    with pytest.raises(ValueError, match="keep_start must come before keep_end"):
+        GlueConfig(task="mrpc", method="sora", keep_start=0.5, keep_end=0.4)
+    with pytest.raises(ValueError, match="keep_final is a SoRA option"):
+        GlueConfig(task="mrpc", method="lora", keep_final=True)
+    with pytest.raises(ValueError, match=r"keep_end must be a share of the run in \(0, 1\]"):
+        GlueConfig(task="mrpc", method="sora", keep_end=1.5)
+
+
+def test_a_result_saved_before_the_keep_schedule_options_reads_as_it_ran(tmp_path, monkeypatch):
+    """Runs saved before keep_start/keep_end/keep_final existed ran 0.1 / 0.7 / False, whatever the recipe says now."""
+    import json
+
+    from soralab.experiments.train import GlueResult
+
+    monkeypatch.setitem(recipes.BASE, "keep_final", True)  # a later recipe
+    old = GlueConfig(task="mrpc", method="sora").to_dict()
+    for name in ("keep_start", "keep_end", "keep_final"):
+        del old[name]
+    raw = {**GlueConfig(task="mrpc", method="sora", xi=0.5).to_dict()}
+    for name in ("keep_start", "keep_end", "keep_final"):
+        del raw[name]
+    for name, config in (("old", old), ("raw", raw)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(
+            {"config": config, "history": [], "best": {}, "final": {}, "main_metric": "f1", "trainable_params": 1,
+             "params_after_prune": 1}))
+    read = GlueResult.from_json(tmp_path / "old.json").config
+    assert (read["keep_start"], read["keep_end"], read["keep_final"]) == (0.1, 0.7, False)
+    read = GlueResult.from_json(tmp_path / "raw.json").config
+    assert (read["keep_start"], read["keep_end"], read["keep_final"]) == (None, None, None)

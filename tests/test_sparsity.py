@@ -16,7 +16,7 @@ def _model(seed=0, r=8, gate_init="ones"):
     return soralab.inject(base, soralab.SoRAConfig(r=r, lora_alpha=r, target_modules=["0", "1"], gate_init=gate_init))
 
 
-def _train(model, keep, steps, seed=0):
+def _train(model, keep, steps, seed=0, watch=None, **schedule):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(256, 16, generator=g)
     w = torch.randn(16, 4, generator=g) @ torch.diag(torch.tensor([3.0, 1.0, 0.3, 0.1]))  # ranks of unequal use
@@ -24,7 +24,7 @@ def _train(model, keep, steps, seed=0):
     opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-2, weight_decay=0.1, gate_lr=gate_lr(steps)),
                                 lr=1e-2)
     decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / steps)  # the Trainer's linear decay
-    schedule = KeepSchedule(model, opt, keep, steps)
+    schedule = KeepSchedule(model, opt, keep, steps, **schedule)
     xis = []
     for step in range(1, steps + 1):
         i = torch.randint(0, 256, (32,), generator=g)
@@ -34,6 +34,8 @@ def _train(model, keep, steps, seed=0):
         decay.step()
         opt.zero_grad()
         xis.append(schedule.update(step))
+        if watch is not None:
+            watch(step)
     return schedule, xis
 
 
@@ -47,6 +49,21 @@ def test_reaches_the_share_to_keep_at_any_budget(keep, steps, one_thread):
     assert xis[0] == 0.0 and max(xis) > 0  # free start, then a positive strength
     report = soralab.gate_report(model)
     assert report.active_rank == round(live * report.r_max)
+
+
+def test_final_cut_stays_cut_and_frees_the_survivors(one_thread):
+    model = _model()
+    gates = soralab.optim.gate_parameters(model)
+    snapshots = {}  # the gates after each update
+    schedule, xis = _train(model, 0.5, 300, final=True,
+                           watch=lambda step: snapshots.__setitem__(step, [g.detach().clone() for g in gates]))
+    assert schedule.dead is not None, "the cut was never made"
+    same_as_cut = {t: all(torch.equal(a == 0, d) for a, d in zip(snapshots[t], schedule.dead)) for t in snapshots}
+    cut = next(t for t in range(1, 301) if xis[t - 1] == 0.0 and t >= 0.7 * 300)
+    assert abs(schedule.live_fraction() - 0.5) <= 1 / 16  # within one of the 16 ranks
+    assert all(x == 0.0 for x in xis[cut - 1:])  # no threshold after the cut: the survivors are not shrunk
+    assert all(same_as_cut[t] for t in range(cut, 301))  # the same ranks stay exactly zero at every step
+    assert any(not torch.equal(a, b) for a, b in zip(snapshots[cut], snapshots[300])), "survivors should train on"
 
 
 def test_target_falls_from_one_to_keep():

@@ -44,8 +44,8 @@ class GateStatsCallback(TrainerCallback):
 class KeepCallback(TrainerCallback):
     """Steers SoRA's xi towards a share of live ranks after every optimiser step (``soralab.sparsity``)."""
 
-    def __init__(self, model: nn.Module, optimizer, keep: float, total_steps: int) -> None:
-        self.schedule = KeepSchedule(model, optimizer, keep, total_steps)
+    def __init__(self, model: nn.Module, optimizer, keep: float, total_steps: int, **schedule) -> None:
+        self.schedule = KeepSchedule(model, optimizer, keep, total_steps, **schedule)  # start, end, final
 
     def on_step_end(self, args, state, control, **kwargs):
         self.schedule.update(state.global_step)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 RECIPE_FIELDS = ("learning_rate", "head_lr", "num_train_epochs", "per_device_train_batch_size", "warmup_ratio",
-                 "max_seq_length", "keep", "gate_init")
+                 "max_seq_length", "keep", "gate_init", "keep_start", "keep_end", "keep_final")
 
 # Any task, any method: what a task we never searched gets.
 BASE: dict[str, Any] = {
@@ -34,6 +34,11 @@ BASE: dict[str, Any] = {
     # (notebook 05 found randn starts deciding the allocation at GLUE budgets). A run given a constant xi
     # instead gets SoRAConfig's default (the authors' randn).
     "gate_init": "ones",
+    # How keep is reached (soralab.sparsity.KeepSchedule): xi rises from 10% of the run, the live share reaches
+    # keep at 70%, and xi holds it there to the end.
+    "keep_start": 0.1,
+    "keep_end": 0.7,
+    "keep_final": False,
 }
 
 BY_METHOD: dict[str, dict[str, Any]] = {

@@ -32,6 +32,10 @@ def _opt(default: Any, help: str) -> Any:
 
 
 RECIPE = "None: from the recipe (soralab.recipes)"
+KEEP_SCHEDULE = ("keep_start", "keep_end", "keep_final")  # how keep is reached
+# Options added to the recipe after results were first saved, with the value every run saved before them used (the
+# recipe's value may change; what an old run did does not).
+ADDED_LATER: dict[str, Any] = {"keep_start": 0.1, "keep_end": 0.7, "keep_final": False}
 
 
 @dataclass
@@ -67,6 +71,12 @@ class GlueConfig:
                                           "target_modules, r and lora_alpha")
     keep: float | None = _opt(None, "SoRA: share of ranks to keep, in (0, 1], reached by steering xi during "
                                     f"training (soralab.sparsity); {RECIPE}; ignored when xi is given")
+    keep_start: float | None = _opt(None, f"SoRA with keep: share of the run before xi rises; {RECIPE}")
+    keep_end: float | None = _opt(None, f"SoRA with keep: share of the run by which the live ranks fall to keep; "
+                                        f"{RECIPE}")
+    keep_final: bool | None = _opt(None, "SoRA with keep: true: after keep_end, once keep is reached, the cut is "
+                                         "final (xi 0, dead ranks stay zero, the survivors train unshrunk); false: "
+                                         f"xi holds the share to the end; {RECIPE}")
     xi: float | None = _opt(None, "SoRA: a constant L1 strength instead of keep (threshold lr * xi per step)")
     gate_init: str | None = _opt(None, f"SoRA: initial gates, ones or randn; {RECIPE}")
     gate_lr: float | None = _opt(None, "SoRA: learning rate of the gates (None: with keep, soralab.sparsity.gate_lr "
@@ -101,7 +111,7 @@ class GlueConfig:
         self.precision = resolve_precision(self.precision, self.device)
 
     def _fill_from_recipe(self) -> None:
-        sora_only = ("keep", "gate_init")
+        sora_only = ("keep", "gate_init", *KEEP_SCHEDULE)
         if self.method != "sora":
             for name in (*sora_only, "xi"):
                 if getattr(self, name) is not None:
@@ -109,6 +119,9 @@ class GlueConfig:
         elif self.xi is not None and self.keep is not None:
             raise UsageError(f"give SoRA's strength as keep (a share of ranks) or as xi (a constant), not both; "
                              f"got keep={self.keep}, xi={self.xi}")
+        elif self.xi is not None and (given := [n for n in KEEP_SCHEDULE if getattr(self, n) is not None]):
+            raise UsageError(f"{', '.join(given)} shape how keep is reached; with a constant xi={self.xi} there is "
+                             f"no keep schedule: drop them, or give keep instead of xi")
         if self.from_recipe is not None:  # a saved configuration: already filled
             return
         values, filled = recipe(self.task, self.method), []
@@ -121,6 +134,9 @@ class GlueConfig:
                 setattr(self, name, values[name])
                 filled.append(name)
         self.from_recipe = filled
+        if self.keep_start is not None and self.keep_end is not None and not self.keep_start < self.keep_end:
+            raise UsageError(f"keep_start must come before keep_end (shares of the run), got keep_start="
+                             f"{self.keep_start}, keep_end={self.keep_end}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,12 +176,15 @@ class GlueResult:
     @classmethod
     def from_json(cls, path: str | Path) -> GlueResult:
         """Read a saved result. Options added to ``GlueConfig`` after it was saved get their defaults, which is
-        what that run used."""
+        what that run used (``ADDED_LATER`` where an option's default comes from a recipe)."""
         data = read_result(path)  # names the file if it is truncated or not a result
         known = {f.name for f in fields(cls)}
         c = data["config"]
         try:
-            data["config"] = {**GlueConfig(task=c.get("task"), method=c.get("method")).to_dict(), **c}
+            defaults = GlueConfig(task=c.get("task"), method=c.get("method")).to_dict()
+            then = {k: None if defaults.get(k) is None or c.get("xi") is not None else v  # xi: no keep schedule
+                    for k, v in ADDED_LATER.items()}
+            data["config"] = {**defaults, **then, **c}
             return cls(**{k: v for k, v in data.items() if k in known and k not in ("model", "reused")})
         except (TypeError, ValueError) as err:
             raise CorruptResultError(f"{path} is not a soralab result of a known task and method ({err})") from None

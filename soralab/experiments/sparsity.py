@@ -12,7 +12,10 @@ modules stays SoRA's own):
 * after every optimiser step ``xi`` is multiplied by a constant factor (``decades`` powers of ten over the ramp)
   while more ranks live than the target and none died in that step; it is held while gates are dying (they die some
   steps after xi rises, so raising it further would overshoot), and divided by the factor while fewer ranks live
-  than the target (a dead gate revives when its Adam step beats the threshold).
+  than the target (a dead gate revives when its Adam step beats the threshold);
+* with ``final=True`` the cut is made once: at the first step after ``end`` whose live share is within
+  ``tolerance`` (2% of the ranks, at least one) of ``keep``, xi drops to 0 and every dead gate is set back to zero after each later step, so the survivors train on as a plain
+  LoRA of mixed ranks, no longer shrunk by the threshold (``final=False``: xi keeps holding the share to the end).
 
 Why this selects by training: with Adam a gate moves by about ``gate_lr * s`` per step, where ``s`` (at most about
 1) measures how consistently its gradient pushes one way, while the proximal step pulls it by ``gate_lr * xi``; so
@@ -66,7 +69,8 @@ def gate_lr(total_steps: int, start: float = START, end: float = END) -> float:
 
 class KeepSchedule:
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, keep: float, total_steps: int, *,
-                 start: float = START, end: float = END, xi_start: float = 0.1, decades: float = 2.0):
+                 start: float = START, end: float = END, xi_start: float = 0.1, decades: float = 2.0,
+                 final: bool = False):
         if not 0.0 < keep <= 1.0:
             raise ValueError(f"keep must be a share of ranks in (0, 1], got {keep!r}")
         if not 0.0 <= start < end <= 1.0:
@@ -86,9 +90,11 @@ class KeepSchedule:
             raise ValueError("the optimiser must hold every gate, in groups of gates only (soralab.param_groups "
                              f"does this); groups mixing gates with other parameters: {stray}")
         self.keep, self.total_steps, self.start, self.end = keep, total_steps, start, end
-        self.xi_start = xi_start
+        self.xi_start, self.final = xi_start, final
+        self.dead: list[torch.Tensor] | None = None  # with final: the masks of the ranks cut, once cut
         self.factor = math.exp(decades * math.log(10) / ramp_steps(total_steps, start, end))
         self.r_total = sum(g.numel() for g in self.gates)
+        self.tolerance = max(1, round(0.02 * self.r_total)) / self.r_total  # how near keep a final cut may be made
         self._last_live = 1.0
         self._set_xi(0.0)
 
@@ -122,9 +128,17 @@ class KeepSchedule:
 
     def update(self, step: int) -> float:
         """Set xi for the next step from the live share after ``step`` steps; returns the new xi."""
+        if self.dead is not None:  # the final cut is made: what the last step moved off zero goes back
+            with torch.no_grad():
+                for g, dead in zip(self.gates, self.dead):
+                    g.masked_fill_(dead, 0.0)
+            return self.xi
         live, last = self.live_fraction(), self._last_live
         self._last_live = live
-        if step / self.total_steps < self.start:
+        if self.final and step / self.total_steps >= self.end and abs(live - self.keep) <= self.tolerance:
+            self.dead = [g.detach() == 0 for g in self.gates]
+            self._set_xi(0.0)
+        elif step / self.total_steps < self.start:
             self._set_xi(0.0)
         elif self.xi == 0.0:
             self._set_xi(self.xi_start)

@@ -151,7 +151,8 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
     steps_per_epoch = math.ceil(len(p.data["train"]) / c.per_device_train_batch_size)
     eval_every = max(1, steps_per_epoch // c.evals_per_epoch)
     total_steps = sparsity.total_steps(len(p.data["train"]), c.per_device_train_batch_size, epochs)
-    gate_lr = c.gate_lr if c.gate_lr is not None or keep is None else sparsity.gate_lr(total_steps)
+    ramp = {"start": c.keep_start, "end": c.keep_end} if keep is not None else {}
+    gate_lr = c.gate_lr if c.gate_lr is not None or keep is None else sparsity.gate_lr(total_steps, **ramp)
     optimizer = ProximalAdamW(optimizer_groups(p, xi, gate_lr), lr=c.learning_rate, prox=c.prox)
     scratch = None if output_dir else tempfile.mkdtemp(prefix="soralab-trainer-")  # nothing left in the cwd
     args = TrainingArguments(
@@ -171,7 +172,7 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
     )
     callbacks = list(callbacks or []) + ([AdaLoraCallback()] if c.method == "adalora" else [])
     if keep is not None:
-        callbacks.append(KeepCallback(p.model, optimizer, keep, total_steps=total_steps))
+        callbacks.append(KeepCallback(p.model, optimizer, keep, total_steps=total_steps, final=c.keep_final, **ramp))
     trainer = Trainer(model=p.model, args=args, train_dataset=p.data["train"],
                       eval_dataset=eval_splits if eval_splits is not None else _eval_splits(p.data),
                       data_collator=DataCollatorWithPadding(p.tokenizer),

@@ -40,6 +40,8 @@ RANGES: dict[str, tuple[Any, str]] = {
     "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "xi": (lambda v: v >= 0, ">= 0 (e.g. 0.5)"),
     "keep": (lambda v: 0 < v <= 1, "a share of ranks in (0, 1] (e.g. 0.5)"),
+    "keep_start": (lambda v: 0 <= v < 1, "a share of the run in [0, 1) (e.g. 0.1)"),
+    "keep_end": (lambda v: 0 < v <= 1, "a share of the run in (0, 1] (e.g. 0.7)"),
     "head_lr": (lambda v: v > 0, "> 0 (e.g. 5e-3), or None for the learning rate"),
     "gate_lr": (lambda v: v >= 0, ">= 0, or None for the learning rate"),
     "gate_l1_loss": (lambda v: v >= 0, ">= 0"),

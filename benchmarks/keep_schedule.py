@@ -1,0 +1,149 @@
+"""How SoRA reaches ``keep``: does a final cut, or an earlier ramp, close the gap to LoRA that pruning opens?
+
+The quality record's SoRA (``keep=0.5``) is below LoRA on every task that learns, and the ablation
+(``ablation_results.md``) puts the gap on the pruning: with every rank kept SoRA is level with LoRA. By default
+(``soralab.recipes.BASE``) xi rises from 10% of the run, the live share reaches ``keep`` at 70% and xi holds it
+there to the end, so the surviving gates are shrunk by the threshold until the last step and the ranks die late.
+Two changes to try, alone and together (``soralab.sparsity.KeepSchedule``):
+
+* ``keep_final=True``: once ``keep`` is reached after the ramp, the cut is final: xi 0, dead ranks stay zero, and
+  the survivors train on as a plain LoRA of mixed ranks;
+* an earlier ramp (``keep_start=0.05, keep_end=0.4``): more of the run is left to recover from the cut.
+
+Step 1 (``--select``) chooses on held-out *training* data (``split_protocol="holdout"``, seed 7 as the recipe
+search), beside LoRA on the same split; the dev set is not loaded. Step 2 (``--check VARIANT``) runs the chosen
+variant on the GLUE dev set with the seeds whose record runs were made on this CPU (0, 21) and pairs it with them
+(``runs/quality``, same device only). Resumable; about 30 + 13 minutes on 2 CPU cores:
+
+    SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/keep_schedule.py --select
+    SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/keep_schedule.py --check final
+    python benchmarks/keep_schedule.py --table > benchmarks/keep_schedule_results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from ablation_table import interval, on, pair
+from quality_table import device, mean_std, paired
+
+from soralab.experiments.sweep import collect
+from soralab.experiments.train import GlueResult, run_glue
+
+VARIANTS = {
+    "record": dict(keep_start=0.1, keep_end=0.7, keep_final=False),  # the recipe's, as in the quality record
+    "final": dict(keep_start=0.1, keep_end=0.7, keep_final=True),
+    "early": dict(keep_start=0.05, keep_end=0.4, keep_final=False),
+    "early+final": dict(keep_start=0.05, keep_end=0.4, keep_final=True),
+}
+TASKS = ("stsb", "mrpc")  # the two tasks of the record that learn and run in minutes here (SST-2 takes longer)
+SELECT_SEED = 7  # the recipe search's seed, not one of the record's
+DEV_SEEDS = (0, 21)  # the record's LoRA and SoRA runs of these seeds were made on this 2-core CPU
+
+
+def held_out(root: Path, task: str, arm: str) -> Path:
+    return root / "select" / task / arm
+
+
+def select(root: Path) -> None:
+    for task in TASKS:
+        arms = [("lora", "lora", {})] + [(name, "sora", dict(keep=0.5, **v)) for name, v in VARIANTS.items()]
+        for arm, method, options in arms:
+            res = run_glue(task, method, split_protocol="holdout", seed=SELECT_SEED, output_dir=held_out(root, task, arm),
+                           progress=False, **options)
+            print(f"{task} {arm}: held-out {res.main_metric} {res.score:.2f}, live ranks "
+                  f"{_kept(res)} ({res.wall_time_s:.0f} s{', reused' if res.reused else ''})", flush=True)
+
+
+def check(root: Path, variant: str) -> None:
+    for task in TASKS:
+        for seed in DEV_SEEDS:
+            res = run_glue(task, "sora", seed=seed, keep=0.5, output_dir=root / "dev" / variant / task / f"seed{seed}",
+                           progress=False, **VARIANTS[variant])
+            print(f"{task} {variant} seed {seed}: dev {res.main_metric} {res.score:.2f}, live ranks {_kept(res)} "
+                  f"({res.wall_time_s:.0f} s{', reused' if res.reused else ''})", flush=True)
+
+
+def _kept(res: GlueResult) -> str:
+    r_max = sum(res.config["r"] for _ in res.active_ranks) or 1
+    return f"{100 * sum(res.active_ranks.values()) / r_max:.0f}%" if res.active_ranks else "all"
+
+
+def _variant(config: dict) -> str | None:
+    """Which VARIANTS entry a saved SoRA config ran (configs saved before the options existed ran "record")."""
+    got = {k: config.get(k, VARIANTS["record"][k]) for k in VARIANTS["record"]}
+    return next((name for name, v in VARIANTS.items() if v == got), None)
+
+
+def table(root: Path, record: Path) -> str:
+    out = ["# How SoRA reaches `keep`: a final cut and an earlier ramp", "",
+           "Made by `python benchmarks/keep_schedule.py` (its docstring has the commands and the reasoning). SoRA "
+           "keeps 50% of its ranks in every arm. Scores x100, main metric (STS-B Pearson, MRPC F1), best of one "
+           "evaluation per epoch.", "",
+           f"## Step 1: choosing, on held-out training data (seed {SELECT_SEED}, one run per arm)", "",
+           "| task | arm | keep_start | keep_end | keep_final | held-out score per epoch | best | ranks live | "
+           "− LoRA |", "|---|---|---:|---:|---|---|---:|---:|---:|"]
+    chosen: dict[str, list[float]] = {}
+    for task in TASKS:
+        done = {arm: GlueResult.from_json(held_out(root, task, arm) / "result.json")
+                for arm in ["lora", *VARIANTS] if (held_out(root, task, arm) / "result.json").is_file()}
+        lora = done.get("lora")
+        for arm, res in done.items():
+            curve = " / ".join(f"{100 * row[f'eval_validation_{res.main_metric}']:.1f}" for row in res.history)
+            v = VARIANTS.get(arm, {})
+            gap = f"{res.score - lora.score:+.2f}" if lora and arm != "lora" else ""
+            if gap:
+                chosen.setdefault(arm, []).append(res.score - lora.score)
+            out.append(f"| {task} | {arm} | {v.get('keep_start', '')} | {v.get('keep_end', '')} | "
+                       f"{v.get('keep_final', '')} | {curve} | {res.score:.2f} | "
+                       f"{_kept(res) if arm != 'lora' else ''} | {gap} |")
+    if chosen:
+        means = {arm: statistics.mean(g) for arm, g in chosen.items() if len(g) == len(TASKS)}
+        if means:
+            best = max(means, key=means.get)
+            out += ["", "Mean gap to LoRA over the tasks: " + ", ".join(f"{a} {m:+.2f}" for a, m in means.items())
+                    + f". Chosen: **{best}**."]
+    dev = [r for r in collect(root / "dev")] if (root / "dev").is_dir() else []
+    if dev:
+        rec = list(collect(record))
+        out += ["", f"## Step 2: the GLUE dev set, paired with the record's runs on the same device "
+                    f"(`{record}`)", "",
+                "| task | arm | device | seeds | arm's score | LoRA r=8 | record SoRA | arm − LoRA | arm − record SoRA |",
+                "|---|---|---|---|---:|---:|---:|---|---|"]
+        for task in TASKS:
+            def runs(method, arm=None, results=rec):
+                return {(device(r).replace("*", ""), r.config["seed"]): r.score for r in results
+                        if r.config["task"] == task and r.config["method"] == method
+                        and (arm is None or (r.config.get("keep") == 0.5 and _variant(r.config) == arm))}
+            lora, sora = runs("lora"), runs("sora", "record")
+            for arm in VARIANTS:
+                mine = runs("sora", arm, dev)
+                for where in sorted({d for d, _ in mine}):
+                    a = on(where, mine)
+                    al, lo = pair(a, on(where, lora))
+                    aso, so = pair(a, on(where, sora))
+                    out.append(f"| {task} | {arm} | {where} | {', '.join(map(str, sorted(a)))} | "
+                               f"{mean_std(list(a.values()))} | {mean_std(list(lo.values()))} | "
+                               f"{mean_std(list(so.values()))} | {interval(paired(al, lo))} | "
+                               f"{interval(paired(aso, so))} |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--output-dir", default="runs/keep_schedule")
+    ap.add_argument("--record", default="runs/quality", help="the quality record's runs (benchmarks/quality.sh)")
+    step = ap.add_mutually_exclusive_group(required=True)
+    step.add_argument("--select", action="store_true", help="step 1: every arm on held-out training data")
+    step.add_argument("--check", choices=VARIANTS, help="step 2: this arm on the dev set, seeds 0 and 21")
+    step.add_argument("--table", action="store_true", help="print the table of finished runs")
+    args = ap.parse_args()
+    root = Path(args.output_dir)
+    if args.select:
+        select(root)
+    elif args.check:
+        check(root, args.check)
+    else:
+        print(table(root, Path(args.record)), end="")
