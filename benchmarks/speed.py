@@ -17,8 +17,11 @@ pairs, one epoch, the whole dev set evaluated once) in fp32, bf16 autocast, fp32
 ``torch.compile``, each in a fresh process, interleaved over ``--rounds`` rounds; it reports each part of the run
 (loading, tokenization, training, evaluation) and its ratio to fp32, plus tokenization with and without
 soralab's own dataset fingerprint. Needs ``SORALAB_GLUE_DIR``; about 10 minutes on 2 cores; run it alone.
+``--matmul`` (also printed after ``--cpu-precision``) times bare matrix products of MiniLM's shapes in fp32 and in
+bf16: whether this CPU multiplies bf16 faster at all, before any framework overhead (seconds).
 
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/speed.py --cpu-precision
+    python benchmarks/speed.py --matmul
 """
 
 from __future__ import annotations
@@ -133,6 +136,29 @@ def tokenize_cost() -> tuple[float, float]:
     return t1 - t0, time.perf_counter() - t1
 
 
+# (tokens, in, out): a batch of 32 x 64 tokens through MiniLM's attention projections, FFN in and FFN out
+MATMULS = ((2048, 384, 384), (2048, 384, 1536), (2048, 1536, 384))
+
+
+def matmul_cost(reps: int = 20) -> None:
+    """Median ms of ``x @ w`` per shape in fp32 and bf16 (both operands in the dtype, no autocast)."""
+    print(f"matrix products, median of {reps} (torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"AVX512-BF16 {torch.cpu._is_avx512_bf16_supported()}, AMX {torch.cpu._is_amx_tile_supported()}):")
+    print("| tokens x in x out | fp32 (ms) | bf16 (ms) | bf16 / fp32 |\n|---|---:|---:|---:|")
+    for m, k, n in MATMULS:
+        ms = {}
+        for dtype in (torch.float32, torch.bfloat16):
+            x, w = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+            times = []
+            for _ in range(reps + 2):
+                t0 = time.perf_counter()
+                x @ w
+                times.append(time.perf_counter() - t0)
+            ms[dtype] = 1e3 * statistics.median(times[2:])
+        print(f"| {m} x {k} x {n} | {ms[torch.float32]:.2f} | {ms[torch.bfloat16]:.2f} | "
+              f"{ms[torch.bfloat16] / ms[torch.float32]:.2f} |")
+
+
 def cpu_precision(rounds: int) -> None:
     runs = {name: [] for name in WHOLE_RUN}
     for _ in range(rounds):
@@ -154,7 +180,8 @@ def cpu_precision(rounds: int) -> None:
               f"{m['evaluate'] / base['evaluate']:.2f} | {m['score']:.2f} |")
     own, default = tokenize_cost()
     print(f"\ntokenizing MRPC (4,076 pairs): {own:.2f} s with soralab's fingerprint, {default:.2f} s letting datasets "
-          f"hash the tokenizer")
+          f"hash the tokenizer\n")
+    matmul_cost()
 
 
 def main() -> None:
@@ -166,12 +193,15 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--cpu-precision", action="store_true", help="time the whole run_glue path per CPU setting")
     ap.add_argument("--rounds", type=int, default=2, help="--cpu-precision: interleaved rounds (default 2)")
+    ap.add_argument("--matmul", action="store_true", help="time bare fp32 and bf16 matrix products of MiniLM's shapes")
     ap.add_argument("--one-run", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one_run:
         return one_run(args.one_run)
     if args.cpu_precision:
         return cpu_precision(args.rounds)
+    if args.matmul:
+        return matmul_cost()
 
     torch.manual_seed(0)
     base, tokenizer = load_classifier("minilm", num_labels=2)
