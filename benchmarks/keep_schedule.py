@@ -43,10 +43,20 @@ VARIANTS = {
     # does an even earlier cut help more?
     "earliest+final": dict(keep_start=0.02, keep_end=0.25, keep_final=True),
 }
+# The arm that became the recipe (soralab.sparsity.START / END / FINAL). The rule (written after the held-out runs of
+# all five arms, when the toy test showed the problem; no arm had seen the dev set): the best mean gap to LoRA on
+# held-out data, except that an arm within NEAR points of the best wins if the best fails the unit tests' toy problem
+# (tests/test_sparsity.py: reach keep = 0.25 / 0.5 / 0.75 at 60 and at 600 steps). earliest+final was 0.08 ahead of
+# early+final on one seed, but its short ramp gives the gates a learning rate (TRAVEL over the ramp) so high that
+# on 60 steps they flicker between zero and alive and keep=0.25 ends with no live rank; early+final reaches keep.
+CHOSEN, NEAR = "early+final", 0.25
 TASKS = ("stsb", "mrpc")  # the two tasks of the record that learn and run in minutes here (SST-2 takes longer)
 SELECT_SEED = 7  # the recipe search's seed, not one of the record's
 DEV_SEEDS = (0, 21, 42)  # the record's LoRA and SoRA runs of 0 and 21 were made on this 2-core CPU;
 CPU_TWIN_SEEDS = (42,)  # ... of 42 on a GPU: LoRA runs again here, so that three seeds pair on one device
+# The record's two other tasks, at the seeds whose LoRA ran on this CPU, to see the bar's four-task mean; SST-2 on the
+# record's 20,000 training rows
+MORE_TASKS = {"rte": {}, "sst2": {"max_train_samples": 20_000}}
 
 
 def held_out(root: Path, task: str, arm: str) -> Path:
@@ -57,8 +67,8 @@ def select(root: Path) -> None:
     for task in TASKS:
         arms = [("lora", "lora", {})] + [(name, "sora", dict(keep=0.5, **v)) for name, v in VARIANTS.items()]
         for arm, method, options in arms:
-            res = run_glue(task, method, split_protocol="holdout", seed=SELECT_SEED, output_dir=held_out(root, task, arm),
-                           progress=False, **options)
+            res = run_glue(task, method, split_protocol="holdout", seed=SELECT_SEED,
+                           output_dir=held_out(root, task, arm), progress=False, **options)
             print(f"{task} {arm}: held-out {res.main_metric} {res.score:.2f}, live ranks "
                   f"{_kept(res)} ({res.wall_time_s:.0f} s{', reused' if res.reused else ''})", flush=True)
 
@@ -71,10 +81,17 @@ def check(root: Path, variant: str) -> None:
             print(f"{task} lora seed {seed}: dev {res.main_metric} {res.score:.2f} ({res.wall_time_s:.0f} s"
                   f"{', reused' if res.reused else ''})", flush=True)
         for seed in DEV_SEEDS:
-            res = run_glue(task, "sora", seed=seed, keep=0.5, output_dir=root / "dev" / variant / task / f"seed{seed}",
-                           progress=False, **VARIANTS[variant])
-            print(f"{task} {variant} seed {seed}: dev {res.main_metric} {res.score:.2f}, live ranks {_kept(res)} "
-                  f"({res.wall_time_s:.0f} s{', reused' if res.reused else ''})", flush=True)
+            _check_one(root, variant, task, seed)
+    for task, extra in MORE_TASKS.items():
+        for seed in DEV_SEEDS[:2]:
+            _check_one(root, variant, task, seed, **extra)
+
+
+def _check_one(root: Path, variant: str, task: str, seed: int, **extra) -> None:
+    res = run_glue(task, "sora", seed=seed, keep=0.5, output_dir=root / "dev" / variant / task / f"seed{seed}",
+                   progress=False, **VARIANTS[variant], **extra)
+    print(f"{task} {variant} seed {seed}: dev {res.main_metric} {res.score:.2f}, live ranks {_kept(res)} "
+          f"({res.wall_time_s:.0f} s{', reused' if res.reused else ''})", flush=True)
 
 
 def _kept(res: GlueResult) -> str:
@@ -91,7 +108,8 @@ def _variant(config: dict) -> str | None:
 def table(root: Path, record: Path) -> str:
     out = ["# How SoRA reaches `keep`: a final cut and an earlier ramp", "",
            "Made by `python benchmarks/keep_schedule.py` (its docstring has the commands and the reasoning). SoRA "
-           "keeps 50% of its ranks in every arm. Scores x100, main metric (STS-B Pearson, MRPC F1), best of one "
+           "keeps 50% of its ranks in every arm. Scores x100, main metric (STS-B Pearson, MRPC F1, RTE and SST-2 "
+           "accuracy), best of one "
            "evaluation per epoch.", "",
            f"## Step 1: choosing, on held-out training data (seed {SELECT_SEED}, one run per arm)", "",
            "| task | arm | keep_start | keep_end | keep_final | held-out score per epoch | best | ranks live | "
@@ -115,16 +133,26 @@ def table(root: Path, record: Path) -> str:
         if means:
             best = max(means, key=means.get)
             out += ["", "Mean gap to LoRA over the tasks: " + ", ".join(f"{a} {m:+.2f}" for a, m in means.items())
-                    + f". Chosen: **{best}**."]
+                    + f". Best: {best}."]
+            if CHOSEN in means and CHOSEN != best:
+                near = means[best] - means[CHOSEN] <= NEAR
+                out += ["", f"Chosen: **{CHOSEN}**, {means[best] - means[CHOSEN]:.2f} behind the best on one seed "
+                            f"({'within' if near else 'NOT within'} the {NEAR} points this script allows), because "
+                            f"{best}'s short ramp makes the gates' learning rate so high that on short runs (the unit "
+                            f"tests' toy at 60 steps) they flicker and keep=0.25 ends with no live rank."]
+            elif CHOSEN in means:
+                out += ["", f"Chosen: **{CHOSEN}**."]
     dev = [r for r in collect(root / "dev")] if (root / "dev").is_dir() else []
     if dev:
         rec = list(collect(record))
         out += ["", f"## Step 2: the GLUE dev set, paired with the record's runs on the same device "
                     f"(`{record}`)", "",
-                "| task | arm | device | seeds | arm's score | LoRA r=8 | record SoRA | arm − LoRA | arm − record SoRA |",
+                "| task | arm | device | seeds | arm's score | LoRA r=8 | record SoRA | arm − LoRA "
+                "| arm − record SoRA |",
                 "|---|---|---|---|---:|---:|---:|---|---|"]
-        for task in TASKS:
-            def runs(method, arm=None, results=rec):
+        per_task: dict[str, list[dict[int, float]]] = {}  # task: [arm, LoRA, record SoRA], CPU runs by seed
+        for task in (*TASKS, *MORE_TASKS):
+            def runs(method, arm=None, results=rec, task=task):
                 return {(device(r).replace("*", ""), r.config["seed"]): r.score for r in results
                         if r.config["task"] == task and r.config["method"] == method
                         and (arm is None or (r.config.get("keep") == 0.5 and _variant(r.config) == arm))}
@@ -133,12 +161,20 @@ def table(root: Path, record: Path) -> str:
                 mine = runs("sora", arm, dev)
                 for where in sorted({d for d, _ in mine}):
                     a = on(where, mine)
+                    if arm == CHOSEN and where.startswith("CPU"):
+                        per_task[task] = [a, on(where, lora), on(where, sora)]
                     al, lo = pair(a, on(where, lora))
                     aso, so = pair(a, on(where, sora))
                     out.append(f"| {task} | {arm} | {where} | {', '.join(map(str, sorted(a)))} | "
                                f"{mean_std(list(a.values()))} | {mean_std(list(lo.values()))} | "
                                f"{mean_std(list(so.values()))} | {interval(paired(al, lo))} | "
                                f"{interval(paired(aso, so))} |")
+        seeds = sorted(set.intersection(*(set(d) for runs_ in per_task.values() for d in runs_))) if per_task else []
+        if len(per_task) == len(TASKS) + len(MORE_TASKS) and seeds:
+            mean = [statistics.mean(statistics.mean(runs_[i][s] for s in seeds) for runs_ in per_task.values())
+                    for i in range(3)]
+            out += ["", f"Mean over the four tasks, seeds {', '.join(map(str, seeds))} (the seeds every task has on "
+                        f"the CPU): {CHOSEN} {mean[0]:.2f}, LoRA {mean[1]:.2f}, the record's SoRA {mean[2]:.2f}."]
     return "\n".join(out) + "\n"
 
 

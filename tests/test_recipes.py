@@ -115,7 +115,8 @@ def test_cli_help_explains_every_option(capsys):
 
 def test_keep_schedule_options_are_checked():
     c = GlueConfig(task="mrpc", method="sora")
-    assert (c.keep_start, c.keep_end, c.keep_final) == (0.1, 0.7, False)  # the recipe's, named as such
+    assert (c.keep_start, c.keep_end, c.keep_final) == (recipes.BASE["keep_start"], recipes.BASE["keep_end"],
+                                                        recipes.BASE["keep_final"])  # the recipe's, named as such
     assert {"keep_start", "keep_end", "keep_final"} <= set(c.from_recipe)
     raw = GlueConfig(task="mrpc", method="sora", xi=0.5)
     assert (raw.keep_start, raw.keep_end, raw.keep_final) == (None, None, None)

@@ -39,11 +39,15 @@ def _train(model, keep, steps, seed=0, watch=None, **schedule):
     return schedule, xis
 
 
+RECORD = dict(start=0.1, end=0.7, final=False)  # the schedule the quality record's SoRA runs used
+
+
+@pytest.mark.parametrize("how", [{}, RECORD], ids=["default", "record"])
 @pytest.mark.parametrize("steps", [60, 600])
 @pytest.mark.parametrize("keep", [0.25, 0.5, 0.75])
-def test_reaches_the_share_to_keep_at_any_budget(keep, steps, one_thread):
+def test_reaches_the_share_to_keep_at_any_budget(keep, steps, how, one_thread):
     model = _model()
-    schedule, xis = _train(model, keep, steps)
+    schedule, xis = _train(model, keep, steps, **how)
     live = schedule.live_fraction()
     assert abs(live - keep) <= 2 / 16, (keep, steps, live)  # within two of the 16 ranks
     assert xis[0] == 0.0 and max(xis) > 0  # free start, then a positive strength
@@ -58,18 +62,20 @@ def test_final_cut_stays_cut_and_frees_the_survivors(one_thread):
     schedule, xis = _train(model, 0.5, 300, final=True,
                            watch=lambda step: snapshots.__setitem__(step, [g.detach().clone() for g in gates]))
     assert schedule.dead is not None, "the cut was never made"
-    same_as_cut = {t: all(torch.equal(a == 0, d) for a, d in zip(snapshots[t], schedule.dead)) for t in snapshots}
-    cut = next(t for t in range(1, 301) if xis[t - 1] == 0.0 and t >= 0.7 * 300)
+    same_as_cut = {t: all(torch.equal(a == 0, d) for a, d in zip(snapshots[t], schedule.dead, strict=True))
+                   for t in snapshots}
+    cut = next(t for t in range(1, 301) if xis[t - 1] == 0.0 and t >= schedule.end * 300)
     assert abs(schedule.live_fraction() - 0.5) <= 1 / 16  # within one of the 16 ranks
     assert all(x == 0.0 for x in xis[cut - 1:])  # no threshold after the cut: the survivors are not shrunk
     assert all(same_as_cut[t] for t in range(cut, 301))  # the same ranks stay exactly zero at every step
-    assert any(not torch.equal(a, b) for a, b in zip(snapshots[cut], snapshots[300])), "survivors should train on"
+    moved = [not torch.equal(a, b) for a, b in zip(snapshots[cut], snapshots[300], strict=True)]
+    assert any(moved), "the surviving gates should train on after the cut"
 
 
 def test_target_falls_from_one_to_keep():
     model = _model()
     opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-2), lr=1e-2)
-    s = KeepSchedule(model, opt, 0.3, 100)
+    s = KeepSchedule(model, opt, 0.3, 100, start=0.1, end=0.7)
     targets = [s.target(t) for t in range(101)]
     assert targets[0] == 1.0 and targets[10] == 1.0 and targets[70] == pytest.approx(0.3) and targets[100] == 0.3
     assert all(a >= b for a, b in itertools.pairwise(targets))

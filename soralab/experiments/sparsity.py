@@ -14,8 +14,9 @@ modules stays SoRA's own):
   steps after xi rises, so raising it further would overshoot), and divided by the factor while fewer ranks live
   than the target (a dead gate revives when its Adam step beats the threshold);
 * with ``final=True`` the cut is made once: at the first step after ``end`` whose live share is within
-  ``tolerance`` (2% of the ranks, at least one) of ``keep``, xi drops to 0 and every dead gate is set back to zero after each later step, so the survivors train on as a plain
-  LoRA of mixed ranks, no longer shrunk by the threshold (``final=False``: xi keeps holding the share to the end).
+  ``tolerance`` (2% of the ranks, at least one) of ``keep``, xi drops to 0 and every dead gate is set back to zero
+  after each later step, so the survivors train on as a plain LoRA of mixed ranks, no longer shrunk by the threshold
+  (``final=False``: xi keeps holding the share to the end).
 
 Why this selects by training: with Adam a gate moves by about ``gate_lr * s`` per step, where ``s`` (at most about
 1) measures how consistently its gradient pushes one way, while the proximal step pulls it by ``gate_lr * xi``; so
@@ -36,7 +37,9 @@ import torch
 
 from ..optim import gate_parameters
 
-START, END = 0.1, 0.7  # the ramp, as shares of the run
+# The ramp, as shares of the run, and whether the cut is final: the recipe's values (soralab.recipes.BASE), chosen on
+# held-out training data by benchmarks/keep_schedule.py. The quality record's runs used 0.1, 0.7 and not final.
+START, END, FINAL = 0.05, 0.4, True
 TRAVEL = 5.0  # how far (in gate sizes) a gate can move over the ramp at gate_lr(total_steps)
 
 
@@ -70,7 +73,7 @@ def gate_lr(total_steps: int, start: float = START, end: float = END) -> float:
 class KeepSchedule:
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, keep: float, total_steps: int, *,
                  start: float = START, end: float = END, xi_start: float = 0.1, decades: float = 2.0,
-                 final: bool = False):
+                 final: bool = FINAL):
         if not 0.0 < keep <= 1.0:
             raise ValueError(f"keep must be a share of ranks in (0, 1], got {keep!r}")
         if not 0.0 <= start < end <= 1.0:
@@ -130,7 +133,7 @@ class KeepSchedule:
         """Set xi for the next step from the live share after ``step`` steps; returns the new xi."""
         if self.dead is not None:  # the final cut is made: what the last step moved off zero goes back
             with torch.no_grad():
-                for g, dead in zip(self.gates, self.dead):
+                for g, dead in zip(self.gates, self.dead, strict=True):
                     g.masked_fill_(dead, 0.0)
             return self.xi
         live, last = self.live_fraction(), self._last_live
