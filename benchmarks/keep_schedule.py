@@ -13,13 +13,13 @@ Two changes to try, alone and together (``soralab.sparsity.KeepSchedule``):
 
 Step 1 (``--select``) chooses on held-out *training* data (``split_protocol="holdout"``, seed 7 as the recipe
 search), beside LoRA on the same split; the dev set is not loaded. Step 2 (``--check VARIANT``) runs the chosen
-variant on the GLUE dev set with seeds 0, 21 and 42 and pairs it with the record's runs of this CPU
-(``runs/quality``, same device only); the record's seed-42 runs were made on a GPU, so LoRA runs again here for
-that seed. Resumable; about 35 + 25 minutes on 2 CPU cores:
+variant on the GLUE dev set (STS-B and MRPC with seeds 0, 21 and 42; RTE and SST-2 with 0 and 21) and pairs it with
+the record's runs of this CPU (``runs/quality``, same device only); the record's seed-42 runs were made on a GPU, so
+LoRA runs again here for that seed. Resumable; about 35 + 40 minutes on 2 CPU cores:
 
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/keep_schedule.py --select
-    SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/keep_schedule.py --check final
-    python benchmarks/keep_schedule.py --table > benchmarks/keep_schedule_results.md
+    SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/keep_schedule.py --check early+final
+    python benchmarks/keep_schedule.py --table     # the tables of keep_schedule_results.md (its reading is by hand)
 """
 
 from __future__ import annotations
@@ -109,8 +109,7 @@ def table(root: Path, record: Path) -> str:
     out = ["# How SoRA reaches `keep`: a final cut and an earlier ramp", "",
            "Made by `python benchmarks/keep_schedule.py` (its docstring has the commands and the reasoning). SoRA "
            "keeps 50% of its ranks in every arm. Scores x100, main metric (STS-B Pearson, MRPC F1, RTE and SST-2 "
-           "accuracy), best of one "
-           "evaluation per epoch.", "",
+           "accuracy), best of one evaluation per epoch.", "",
            f"## Step 1: choosing, on held-out training data (seed {SELECT_SEED}, one run per arm)", "",
            "| task | arm | keep_start | keep_end | keep_final | held-out score per epoch | best | ranks live | "
            "− LoRA |", "|---|---|---:|---:|---|---|---:|---:|---:|"]

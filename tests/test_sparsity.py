@@ -21,7 +21,8 @@ def _train(model, keep, steps, seed=0, watch=None, **schedule):
     x = torch.randn(256, 16, generator=g)
     w = torch.randn(16, 4, generator=g) @ torch.diag(torch.tensor([3.0, 1.0, 0.3, 0.1]))  # ranks of unequal use
     y = x @ w
-    opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-2, weight_decay=0.1, gate_lr=gate_lr(steps)),
+    ramp = {k: schedule[k] for k in ("start", "end") if k in schedule}  # the gates' lr as run_glue sizes it
+    opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-2, weight_decay=0.1, gate_lr=gate_lr(steps, **ramp)),
                                 lr=1e-2)
     decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / steps)  # the Trainer's linear decay
     schedule = KeepSchedule(model, opt, keep, steps, **schedule)
