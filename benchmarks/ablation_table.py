@@ -23,12 +23,13 @@ from quality_table import TASKS, device, mean_std, paired, rows
 from soralab.experiments.sweep import collect
 
 
-def scores(results, task: str, method: str, keep: float | None = None) -> dict[tuple[str, int], float]:
-    """``{(device, seed): score}`` of one task and method (and ``keep``, where given). Runs saved before results
-    recorded their device (``quality_table.device`` marks them ``CPU*``) were made on the CPU, and pair with it."""
+def scores(results, task: str, method: str, keep: float | None = None, match=None) -> dict[tuple[str, int], float]:
+    """``{(device, seed): score}`` of one task and method (and ``keep``, and configs for which ``match(config)`` is
+    true, where given). Runs saved before results recorded their device (``quality_table.device`` marks them
+    ``CPU*``) were made on the CPU, and pair with it."""
     return {(device(r).replace("*", ""), r.config["seed"]): r.score for r in results
             if r.config["task"] == task and r.config["method"] == method
-            and (keep is None or r.config.get("keep") == keep)}
+            and (keep is None or r.config.get("keep") == keep) and (match is None or match(r.config))}
 
 
 def on(where: str, runs: dict[tuple[str, int], float]) -> dict[int, float]:

@@ -28,14 +28,15 @@ import argparse
 import statistics
 from pathlib import Path
 
-from ablation_table import interval, on, pair
-from quality_table import device, mean_std, paired
+from ablation_table import interval, on, pair, scores
+from quality_table import mean_std, paired, ranks_kept
 
+from soralab.experiments.run_config import ADDED_LATER
 from soralab.experiments.sweep import collect
 from soralab.experiments.train import GlueResult, run_glue
 
 VARIANTS = {
-    "record": dict(keep_start=0.1, keep_end=0.7, keep_final=False),  # the recipe's, as in the quality record
+    "record": dict(ADDED_LATER),  # the recipe's schedule when the quality record ran
     "final": dict(keep_start=0.1, keep_end=0.7, keep_final=True),
     "early": dict(keep_start=0.05, keep_end=0.4, keep_final=False),
     "early+final": dict(keep_start=0.05, keep_end=0.4, keep_final=True),
@@ -95,8 +96,8 @@ def _check_one(root: Path, variant: str, task: str, seed: int, **extra) -> None:
 
 
 def _kept(res: GlueResult) -> str:
-    r_max = sum(res.config["r"] for _ in res.active_ranks) or 1
-    return f"{100 * sum(res.active_ranks.values()) / r_max:.0f}%" if res.active_ranks else "all"
+    kept = ranks_kept(res)
+    return "all" if kept is None else f"{kept:.0f}%"
 
 
 def _variant(config: dict) -> str | None:
@@ -151,13 +152,13 @@ def table(root: Path, record: Path) -> str:
                 "|---|---|---|---|---:|---:|---:|---|---|"]
         per_task: dict[str, list[dict[int, float]]] = {}  # task: [arm, LoRA, record SoRA], CPU runs by seed
         for task in (*TASKS, *MORE_TASKS):
-            def runs(method, arm=None, results=rec, task=task):
-                return {(device(r).replace("*", ""), r.config["seed"]): r.score for r in results
-                        if r.config["task"] == task and r.config["method"] == method
-                        and (arm is None or (r.config.get("keep") == 0.5 and _variant(r.config) == arm))}
-            lora, sora = runs("lora", results=rec + dev), runs("sora", "record")
+            def arm_is(arm):
+                return lambda config: _variant(config) == arm
+
+            lora = scores(rec + dev, task, "lora")
+            sora = scores(rec, task, "sora", keep=0.5, match=arm_is("record"))
             for arm in VARIANTS:
-                mine = runs("sora", arm, dev)
+                mine = scores(dev, task, "sora", keep=0.5, match=arm_is(arm))
                 for where in sorted({d for d, _ in mine}):
                     a = on(where, mine)
                     if arm == CHOSEN and where.startswith("CPU"):

@@ -29,11 +29,18 @@ METHODS = ["lora", "sora", "adalora", "bitfit"]
 BARS = {"sst2": 88.0, "mrpc": 86.0, "stsb": 84.0, "rte": 60.0}  # LoRA with the recipes, mean over seeds
 
 
+def ranks_kept(result) -> float | None:
+    """Live ranks at the end of a run, in % of r x adapted modules (None for a run without ranks)."""
+    if not result.active_ranks:
+        return None
+    return 100 * sum(result.active_ranks.values()) / (result.config["r"] * len(result.active_ranks))
+
+
 def rows(root: Path) -> list[dict]:
     out = []
     for r in collect(root):
         c = r.config
-        kept = 100 * sum(r.active_ranks.values()) / (c["r"] * len(r.active_ranks)) if r.active_ranks else None
+        kept = ranks_kept(r)
         out.append({"task": c["task"], "method": c["method"], "seed": c["seed"], "metric": r.main_metric,
                     "score": round(r.score, 4), "params_after_prune": r.params_after_prune,
                     "trainable_params": r.trainable_params, "wall_time_s": round(r.wall_time_s, 1),

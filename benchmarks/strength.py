@@ -17,7 +17,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from quality_table import ranks_kept as kept
+
 from soralab.experiments import sparsity
+from soralab.experiments.run_config import ADDED_LATER
 from soralab.experiments.sweep import collect
 from soralab.experiments.train import run_glue
 
@@ -27,15 +30,10 @@ BUDGETS = ((640, 1.0), (1920, 2.0))
 STRENGTHS = {
     "keep=0.5": ("keep=0.5-final", {"keep": 0.5, "keep_start": sparsity.START, "keep_end": sparsity.END,
                                     "keep_final": sparsity.FINAL}),  # the recipe's
-    "keep=0.5, record's schedule": ("keep=0.5", {"keep": 0.5, "keep_start": 0.1, "keep_end": 0.7, "keep_final": False}),
+    "keep=0.5, record's schedule": ("keep=0.5", {"keep": 0.5, **ADDED_LATER}),
     "xi=10": ("xi=10", {"xi": 10.0}),
 }
 SEED = 7
-
-
-def kept(res) -> float:
-    r_max = res.config["r"] * len(res.active_ranks)
-    return 100 * sum(res.active_ranks.values()) / r_max
 
 
 def column(config: dict) -> str | None:

@@ -14,6 +14,12 @@ _SUFFIX_TO_TYPE = [("attention.output.dense", "attn-out"), ("intermediate.dense"
                    ("value_proj", "value"), ("query", "query"), ("key", "key"), ("value", "value")]
 
 
+def _majority_line(ax, baseline: float | None, label: str = "majority class") -> None:
+    """A dashed line at the majority-class score, where one is given."""
+    if baseline is not None:
+        ax.axhline(baseline, color="0.5", ls="--", lw=1, label=label)
+
+
 def _axes(ax, figsize=(6, 4)):
     import matplotlib.pyplot as plt
 
@@ -144,8 +150,7 @@ def plot_sparsify(result, ax=None, baseline: float | None = None):
     params = [s.nonzero_params for s in result.stages]
     ax.plot(params, [100 * s.memorization for s in result.stages], "o-", label="memorization (training subset)")
     ax.plot(params, [100 * s.generalization for s in result.stages], "s-", label="generalization (dev)")
-    if baseline is not None:
-        ax.axhline(baseline, color="0.5", ls="--", lw=1, label="majority class (dev)")
+    _majority_line(ax, baseline, "majority class (dev)")
     for s in result.stages:
         ax.annotate(f"xi={s.xi:.3g}", (s.nonzero_params, 100 * s.generalization), fontsize=7,
                     textcoords="offset points", xytext=(3, -10))
@@ -170,7 +175,7 @@ def plot_frontier(points: list[tuple[str, int, float]], ax=None, ylabel: str = "
             ax.annotate(label, (params, score), fontsize=8, textcoords="offset points", xytext=(4, 4))
         ax.scatter(params, score, s=40, color=colours[label])
     if baseline is not None:
-        ax.axhline(baseline, color="0.5", ls="--", lw=1, label="majority class")
+        _majority_line(ax, baseline)
         ax.legend(loc="lower right")
     ax.set_xscale("log")
     ax.set_xlabel("stored parameters (adapters + head, after pruning)")
@@ -184,8 +189,7 @@ def plot_history(results: dict, key: str, ax=None, ylabel: str | None = None, ba
     fig, ax = _axes(ax)
     for label, res in results.items():
         ax.plot([h["epoch"] for h in res.history], [100 * h.get(key, np.nan) for h in res.history], "o-", label=label)
-    if baseline is not None:
-        ax.axhline(baseline, color="0.5", ls="--", lw=1, label="majority class")
+    _majority_line(ax, baseline)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel or f"{key.removeprefix('eval_')} (x100)")
     ax.legend(fontsize=8)
