@@ -10,9 +10,9 @@
 # holds whole seeds, and the tables are rewritten after every task. On 2 cores run it alone, never beside tests:
 # two torch processes on two cores each run 3-10x slower. JOBS>1 runs one process per (seed, task, method), the
 # longest tasks of each seed first, and writes the tables at the end (rerun quality_table.py for a partial record).
-# The committed SoRA rows ran keep's earlier schedule (keep_start 0.1, keep_end 0.7, keep_final false); the recipe's
-# is now a final cut at 40% (benchmarks/keep_schedule.py). A rerun into the same OUT refuses those folders as a
-# different configuration: remake the SoRA rows into a fresh OUT (or delete $OUT/*/sora) with today's recipe.
+# The committed LoRA and SoRA rows all ran on the 2-core CPU (SEEDS="0 21 42 81 100" METHODS="lora sora"), SoRA with
+# the recipe's final cut at 40% (benchmarks/keep_schedule.py); AdaLoRA and BitFit of seeds 42, 81 and 100 on an H200.
+# A result saved under another configuration (say, an older recipe) is refused, not reused: use a fresh OUT.
 set -euo pipefail
 OUT=${OUT:-runs/quality}
 SEEDS=${SEEDS:-"0 21 42 81 100"}

@@ -90,9 +90,10 @@ def markdown(data: list[dict]) -> str:
            "GLUE dev set (MRPC F1, STS-B Pearson, SST-2 and RTE accuracy), at the best of one evaluation per epoch. "
            "Every training value comes from `soralab.experiments.recipes` (chosen on held-out training data, "
            "`benchmarks/recipes_results.md`), the same for every method of a task except the learning rates of "
-           "full and BitFit; SoRA keeps 50% of its ranks (the recipe's `keep`). The SoRA rows ran the schedule of "
-           "their time (xi rising from 10% of the run, the live share at `keep` from 70%, xi holding it to the end); "
-           "the recipe's schedule now ends in a final cut at 40% (`keep_schedule_results.md`), not yet run here.", "",
+           "full and BitFit; SoRA keeps 50% of its ranks (the recipe's `keep`) with the recipe's schedule: xi rises "
+           "from 5% of the run, the live share reaches `keep` at 40%, and then the cut is final (xi 0, dead ranks "
+           "held at zero; `keep_schedule_results.md`). LoRA and SoRA ran on this project's 2-core CPU for every seed, "
+           "so that each SoRA-minus-LoRA pair shares its device.", "",
            f"Runs so far: {len(data)}; seeds present: {', '.join(map(str, seeds))}.", ""]
     out += devices(data)
     base = {t: baseline(t) for t in tasks}
