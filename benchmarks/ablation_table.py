@@ -10,16 +10,22 @@ CPU record run. The ablation runs are made by
 
 (on a lent H200; the first ablation, MRPC seeds 0 21 42 on the CPU, went to ``runs/ablation``) and the table by
 
-    python benchmarks/ablation_table.py runs/ablation runs/ablation-gpu runs/quality > benchmarks/ablation_results.md
+    python benchmarks/ablation_table.py runs/ablation runs/ablation-gpu --record runs/quality runs/quality-superseded \
+        > benchmarks/ablation_results.md
+
+The SoRA ``keep=0.5`` it compares with is the record's first SoRA, on the schedule of its time (``ADDED_LATER``); when
+the record was remade with the recipe's final cut, those runs and the GPU LoRA runs they paired with moved to
+``runs/quality-superseded``.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from quality_table import TASKS, device, mean_std, paired, rows
 
+from soralab.experiments.run_config import ADDED_LATER
 from soralab.experiments.sweep import collect
 
 
@@ -45,20 +51,26 @@ def interval(p) -> str:
     return f"{p[0]:+.2f} [{p[1]:+.2f}, {p[2]:+.2f}] (n={p[3]})" if p else "fewer than two same-device pairs"
 
 
-def markdown(ablation_roots: list[Path], record_root: Path) -> str:
+def record_schedule(config: dict) -> bool:
+    """Whether a SoRA run used the schedule of the record's first SoRA rows (saved before the options existed: yes)."""
+    return all(config.get(k, v) == v for k, v in ADDED_LATER.items())
+
+
+def markdown(ablation_roots: list[Path], record_roots: list[Path]) -> str:
     abl = [r for root in ablation_roots for r in collect(root)]
-    rec = list(collect(record_root))
+    rec = [r for root in record_roots for r in collect(root)]
     out = ["# SoRA with every rank kept (`keep=1.0`) against LoRA and SoRA `keep=0.5`", "",
-           f"Ablation runs: {', '.join(f'`{r}`' for r in ablation_roots)}; record runs: `{record_root}` "
-           "(`benchmarks/quality.sh`). Scores x100 on the GLUE dev set, one row per task and device; the LoRA and "
-           "keep=0.5 columns are means over the seeds that pair (same device and precision), differences are paired "
-           "by seed with a 95% t-interval. Made by `python benchmarks/ablation_table.py` (its docstring has the "
-           "commands).", "",
+           f"Ablation runs: {', '.join(f'`{r}`' for r in ablation_roots)}; record runs: "
+           f"{', '.join(f'`{r}`' for r in record_roots)} (`benchmarks/quality.sh`; SoRA on the schedule of its first "
+           "rows: xi from 10% of the run, `keep` reached at 70% and held). Scores x100 on the GLUE dev set, one row "
+           "per task and device; the LoRA and keep=0.5 columns are means over the seeds that pair (same device and "
+           "precision), differences are paired by seed with a 95% t-interval. Made by "
+           "`python benchmarks/ablation_table.py` (its docstring has the commands).", "",
            "| task | device | seeds | keep=1.0 | LoRA r=8 | SoRA keep=0.5 | keep=1.0 − LoRA | keep=1.0 − keep=0.5 |",
            "|---|---|---|---:|---:|---:|---|---|"]
     for task in TASKS:
         ablated = scores(abl, task, "sora", keep=1.0)
-        lora, sora = scores(rec, task, "lora"), scores(rec, task, "sora", keep=0.5)
+        lora, sora = scores(rec, task, "lora"), scores(rec, task, "sora", keep=0.5, match=record_schedule)
         for where in sorted({d for d, _ in ablated}):
             a = on(where, ablated)
             al, lo = pair(a, on(where, lora))
@@ -72,6 +84,8 @@ def markdown(ablation_roots: list[Path], record_root: Path) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
-        sys.exit("usage: python benchmarks/ablation_table.py ABLATION_RUNS [ABLATION_RUNS ...] RECORD_RUNS")
-    print(markdown([Path(a) for a in sys.argv[1:-1]], Path(sys.argv[-1])))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ablation", nargs="+", help="folders of the keep=1.0 runs")
+    ap.add_argument("--record", nargs="+", required=True, help="folders of the quality record's runs")
+    args = ap.parse_args()
+    print(markdown([Path(a) for a in args.ablation], [Path(r) for r in args.record]))

@@ -106,7 +106,7 @@ def _variant(config: dict) -> str | None:
     return next((name for name, v in VARIANTS.items() if v == got), None)
 
 
-def table(root: Path, record: Path) -> str:
+def table(root: Path, record: list[Path]) -> str:
     out = ["# How SoRA reaches `keep`: a final cut and an earlier ramp", "",
            "Made by `python benchmarks/keep_schedule.py` (its docstring has the commands and the reasoning). SoRA "
            "keeps 50% of its ranks in every arm. Scores x100, main metric (STS-B Pearson, MRPC F1, RTE and SST-2 "
@@ -144,9 +144,9 @@ def table(root: Path, record: Path) -> str:
                 out += ["", f"Chosen: **{CHOSEN}**."]
     dev = [r for r in collect(root / "dev")] if (root / "dev").is_dir() else []
     if dev:
-        rec = list(collect(record))
+        rec = [r for folder in record for r in collect(folder)]
         out += ["", f"## Step 2: the GLUE dev set, paired with the record's runs on the same device "
-                    f"(`{record}`)", "",
+                    f"(`{', '.join(map(str, record))}`)", "",
                 "| task | arm | device | seeds | arm's score | LoRA r=8 | record SoRA | arm − LoRA "
                 "| arm − record SoRA |",
                 "|---|---|---|---|---:|---:|---:|---|---|"]
@@ -181,7 +181,9 @@ def table(root: Path, record: Path) -> str:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--output-dir", default="runs/keep_schedule")
-    ap.add_argument("--record", default="runs/quality", help="the quality record's runs (benchmarks/quality.sh)")
+    ap.add_argument("--record", nargs="+", default=["runs/quality", "runs/quality-superseded"],
+                    help="the quality record's runs (benchmarks/quality.sh); its SoRA rows of the earlier schedule and "
+                         "its GPU LoRA rows were moved to runs/quality-superseded when the record was remade")
     step = ap.add_mutually_exclusive_group(required=True)
     step.add_argument("--select", action="store_true", help="step 1: every arm on held-out training data")
     step.add_argument("--check", choices=VARIANTS, help="step 2: this arm on the dev set, seeds 0 and 21")
@@ -193,4 +195,4 @@ if __name__ == "__main__":
     elif args.check:
         check(root, args.check)
     else:
-        print(table(root, Path(args.record)), end="")
+        print(table(root, [Path(p) for p in args.record]), end="")
