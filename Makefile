@@ -1,6 +1,8 @@
 # Everyday targets. `make install` once, then `make test` / `make notebooks`.
 PY ?= python
 PROFILE ?= classroom
+# pytest-xdist workers for `make test` (JOBS=0: in one process); each gets cores / JOBS threads (tests/conftest.py)
+JOBS ?= 2
 
 .PHONY: install test lint notebooks bench quality clean
 
@@ -8,8 +10,9 @@ install:  ## CPU torch first (a plain `torch` pulls a multi-GB CUDA build), then
 	$(PY) -m pip install torch==2.13.0 || $(PY) -m pip install torch
 	$(PY) -m pip install -e ".[dev,notebooks]"
 
-test: lint  ## what CI runs: lint, then every test and every notebook (smoke profile, via nbmake)
-	SORALAB_PROFILE=smoke $(PY) -m pytest -q --durations=12 --nbmake --nbmake-timeout=300 tests notebooks
+test: lint  ## what CI runs: lint, then every test and every notebook (smoke profile, via nbmake), on $(JOBS) workers
+	SORALAB_PROFILE=smoke $(PY) -m pytest -q -n $(JOBS) --dist worksteal --durations=12 --nbmake --nbmake-timeout=300 \
+		tests notebooks
 
 lint:
 	$(PY) -m ruff check soralab tests benchmarks
