@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import soralab
+from soralab.experiments.run_config import ADDED_LATER
 from soralab.experiments.sparsity import KeepSchedule, gate_lr
 
 
@@ -40,7 +41,8 @@ def _train(model, keep, steps, seed=0, watch=None, **schedule):
     return schedule, xis
 
 
-RECORD = dict(start=0.1, end=0.7, final=False)  # the schedule the quality record's SoRA runs used
+# the schedule the quality record's first SoRA runs used, as KeepSchedule's arguments
+RECORD = {k.removeprefix("keep_"): v for k, v in ADDED_LATER.items()}
 
 
 @pytest.mark.parametrize("how", [{}, RECORD], ids=["default", "record"])
