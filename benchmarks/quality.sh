@@ -13,6 +13,10 @@
 # The committed LoRA and SoRA rows all ran on the 2-core CPU (SEEDS="0 21 42 81 100" METHODS="lora sora"), SoRA with
 # the recipe's final cut at 40% (benchmarks/keep_schedule.py); AdaLoRA and BitFit of seeds 42, 81 and 100 on an H200.
 # A result saved under another configuration (say, an older recipe) is refused, not reused: use a fresh OUT.
+# SST-2 on all 67,349 training rows (the recipe's default; LoRA and SoRA so far), beside the record, not in it:
+#   for s in 0 21 42 81 100; do soralab sweep --tasks sst2 --methods lora sora --seeds $s \
+#     --output-dir runs/quality-sst2-all; done
+#   python benchmarks/quality_table.py runs/quality --more-rows runs/quality-sst2-all
 set -euo pipefail
 OUT=${OUT:-runs/quality}
 SEEDS=${SEEDS:-"0 21 42 81 100"}
