@@ -56,7 +56,8 @@ def main(root: Path, full_dirs: list[Path]) -> None:
                   + " | " + " | ".join(f"{r.score:.1f}" for r in res.values()) + " |", flush=True)
         full = [(d, r) for d in full_dirs if d.is_dir() for r in collect(d) if r.config["task"] == task
                 and r.config["method"] == "sora" and r.config["split_protocol"] == "glue" and column(r.config)]
-        for d, r in sorted(full, key=lambda dr: (list(STRENGTHS).index(column(dr[1].config)), dr[1].config["seed"])):
+        for d, r in sorted(full, key=lambda dr: (list(STRENGTHS).index(column(dr[1].config)), full_dirs.index(dr[0]),
+                                                  dr[1].config["seed"])):
             cells = {name: "" for name in STRENGTHS}
             rows = r.config["max_train_samples"] or "all"
             print(f"| {task} | {rows} x {r.config['num_train_epochs']:g} (`{d}`, seed {r.config['seed']}) | "
