@@ -14,9 +14,9 @@ literature's DeBERTaV3-base rows, one source per table).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
-import argparse
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -48,8 +48,9 @@ def rows(root: Path) -> list[dict]:
         out.append({"task": c["task"], "method": c["method"], "seed": c["seed"], "metric": r.main_metric,
                     "score": round(r.score, 4), "params_after_prune": r.params_after_prune,
                     "trainable_params": r.trainable_params, "wall_time_s": round(r.wall_time_s, 1),
+                    # not CSV columns: the Markdown shows them
                     "ranks_kept": kept, "device": device(r),
-                    "rows": "all" if c["max_train_samples"] is None else f"{c['max_train_samples']:,}"})  # not CSV columns: the Markdown shows them
+                    "rows": "all" if c["max_train_samples"] is None else f"{c['max_train_samples']:,}"})
     return sorted(out, key=lambda d: (TASKS.index(d["task"]) if d["task"] in TASKS else 99, d["method"], d["seed"]))
 
 

@@ -68,7 +68,8 @@ def main(root: Path, full_dirs: list[Path]) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--output-dir", default="runs/strength")
-    ap.add_argument("--full-dirs", nargs="+", default=["runs/quality", "runs/quality-superseded", "runs/quality-sst2-all"],
+    ap.add_argument("--full-dirs", nargs="+",
+                    default=["runs/quality", "runs/quality-superseded", "runs/quality-sst2-all"],
                     help="folders of full-budget SoRA runs to list beside the small budgets")
     args = ap.parse_args()
     main(Path(args.output_dir), [Path(d) for d in args.full_dirs])
