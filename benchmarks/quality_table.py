@@ -93,10 +93,12 @@ def more_rows(extra: list[dict], data: list[dict]) -> list[str]:
     out = ["## More training rows, beside the record (`--more-rows`; not pooled into the tables above)", "",
            "| task | rows | method | seeds | score | the record, same seeds | more rows - record, paired | "
            "time (s) |", "|---|---|---|---|---:|---:|---|---:|"]
-    for (t, m), runs in sorted(by.items(), key=lambda kv: (kv[0][0], METHODS.index(kv[0][1]))):
+    order = {m: i for i, m in enumerate(METHODS)}
+    for (t, m), runs in sorted(by.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99), kv[0][1])):
         same = {s: r["score"] for s, r in rec.get((t, m), {}).items() if s in runs}
         p = paired({s: r["score"] for s, r in runs.items()}, same)
-        out.append(f"| {t} | {next(iter(runs.values()))['rows']} | {m} | {', '.join(map(str, sorted(runs)))} | "
+        out.append(f"| {t} | {', '.join(sorted({r['rows'] for r in runs.values()}))} | {m} | "
+                   f"{', '.join(map(str, sorted(runs)))} | "
                    f"{mean_std([r['score'] for r in runs.values()])} | {mean_std(list(same.values()))} | "
                    + (f"{p.mean:+.2f} [{p.low:+.2f}, {p.high:+.2f}]" if p else "") + " | "
                    + f"{statistics.mean(r['wall_time_s'] for r in runs.values()):.0f} |")
