@@ -82,14 +82,18 @@ def literature(path: Path, tasks: list[str]) -> str:
     return "\n".join(lines)
 
 
+def by_seed(data: list[dict]) -> dict[tuple[str, str], dict[int, dict]]:
+    """(task, method) -> {seed: row}."""
+    by = defaultdict(dict)
+    for d in data:
+        by[(d["task"], d["method"])][d["seed"]] = d
+    return by
+
+
 def more_rows(extra: list[dict], data: list[dict]) -> list[str]:
     """Runs on more training rows than the record's, against the record's runs of the same seeds: each method's
     gain from the rows, SoRA minus LoRA, LoRA's bar, and SoRA's bar with these runs in place of the record's."""
-    by, rec = defaultdict(dict), defaultdict(dict)
-    for d in extra:
-        by[(d["task"], d["method"])][d["seed"]] = d
-    for d in data:
-        rec[(d["task"], d["method"])][d["seed"]] = d
+    by, rec = by_seed(extra), by_seed(data)
     out = ["## More training rows, beside the record (`--more-rows`; not pooled into the tables above)", "",
            "| task | rows | method | seeds | score | the record, same seeds | more rows - record, paired | "
            "time (s) |", "|---|---|---|---|---:|---:|---|---:|"]
@@ -126,9 +130,7 @@ def more_rows(extra: list[dict], data: list[dict]) -> list[str]:
 
 
 def markdown(data: list[dict], extra: list[dict] | None = None) -> str:
-    by = defaultdict(dict)  # (task, method) -> {seed: row}
-    for d in data:
-        by[(d["task"], d["method"])][d["seed"]] = d
+    by = by_seed(data)
     tasks = [t for t in TASKS if any(k[0] == t for k in by)]
     methods = [m for m in METHODS if any(k[1] == m for k in by)]
     seeds = sorted({d["seed"] for d in data})
