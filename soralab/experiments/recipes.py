@@ -62,7 +62,9 @@ BY_TASK: dict[str, dict[str, Any]] = {
 # lr 5e-4 / 1e-3 / 2e-3 with the head at the same rate, and lr 1e-3 with the head at 5e-3, one seed each.
 FOUND: dict[tuple[str, str], dict[str, Any]] = {
     ("mrpc", "lora"): {"learning_rate": 1e-3},                    # held-out F1 84.9 (84.4-84.9 for all four)
-    ("rte", "lora"): {"learning_rate": 2e-3},                     # held-out accuracy 56.2: near chance at every setting
+    # RTE: held-out accuracy 56.2, near chance at every setting, full fine-tuning included (a second round tried
+    # full fine-tuning, 256 tokens, and batch 16 without weight decay: 50.4-57.0 against 54.8 for a constant answer)
+    ("rte", "lora"): {"learning_rate": 2e-3},
     ("stsb", "lora"): {"learning_rate": 1e-3, "head_lr": 5e-3},   # held-out Pearson 86.0 (85.9 with the head at 1e-3)
     ("sst2", "lora"): {"learning_rate": 2e-3},                    # held-out accuracy 91.8 (89.6 at 5e-4)
 }
