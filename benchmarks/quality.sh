@@ -16,7 +16,7 @@
 # SST-2 on all 67,349 training rows (the recipe's default; LoRA and SoRA so far), beside the record, not in it:
 #   for s in 0 21 42 81 100; do soralab sweep --tasks sst2 --methods lora sora --seeds $s \
 #     --output-dir runs/quality-sst2-all; done
-#   python benchmarks/quality_table.py runs/quality --more-rows runs/quality-sst2-all
+#   python benchmarks/quality_table.py runs/quality --other-rows runs/quality-sst2-all
 set -euo pipefail
 OUT=${OUT:-runs/quality}
 SEEDS=${SEEDS:-"0 21 42 81 100"}

@@ -6,10 +6,10 @@ parameters after pruning as a share of LoRA's, the issue's bars, each task's maj
 literature's DeBERTaV3-base rows, one source per table).
 
     python benchmarks/quality_table.py runs/quality
-    python benchmarks/quality_table.py runs/quality --more-rows runs/quality-sst2-all
+    python benchmarks/quality_table.py runs/quality --other-rows runs/quality-sst2-20k
 
-``--more-rows`` adds a section for runs of a task on more training rows than the record's (SST-2 on all of its
-67,349 rows, the recipe's default, where the record keeps 20,000): shown beside the record, never pooled into it.
+``--other-rows`` adds a section for runs of a task on another number of training rows than the record's (SST-2 on
+20,000 rows or on all 67,349, the recipe's default): shown beside the record, never pooled into it.
 """
 
 from __future__ import annotations
@@ -90,12 +90,13 @@ def by_seed(data: list[dict]) -> dict[tuple[str, str], dict[int, dict]]:
     return by
 
 
-def more_rows(extra: list[dict], data: list[dict]) -> list[str]:
-    """Runs on more training rows than the record's, against the record's runs of the same seeds: each method's
-    gain from the rows, SoRA minus LoRA, LoRA's bar, and SoRA's bar with these runs in place of the record's."""
+def other_rows(extra: list[dict], data: list[dict]) -> list[str]:
+    """Runs on another number of training rows than the record's, against the record's runs of the same seeds: each
+    method's change with the rows, SoRA minus LoRA, LoRA's bar, and SoRA's bar with these runs in place of the
+    record's."""
     by, rec = by_seed(extra), by_seed(data)
-    out = ["## More training rows, beside the record (`--more-rows`; not pooled into the tables above)", "",
-           "| task | rows | method | seeds | score | the record, same seeds | more rows - record, paired | "
+    out = ["## Other training rows, beside the record (`--other-rows`; not pooled into the tables above)", "",
+           "| task | rows | method | seeds | score | the record, same seeds | these rows - record, paired | "
            "time (s) |", "|---|---|---|---|---:|---:|---|---:|"]
     order = {m: i for i, m in enumerate(METHODS)}
     for (t, m), runs in sorted(by.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99), kv[0][1])):
@@ -145,7 +146,8 @@ def markdown(data: list[dict], extra: list[dict] | None = None) -> str:
            "from 5% of the run, the live share reaches `keep` at 40%, and then the cut is final (xi 0, dead ranks "
            "held at zero; `keep_schedule_results.md`). LoRA and SoRA ran on this project's 2-core CPU for every seed, "
            "so that each SoRA-minus-LoRA pair shares its device.", "",
-           f"Runs so far: {len(data)}; seeds present: {', '.join(map(str, seeds))}.", ""]
+           f"Runs so far: {len(data)}; seeds present: {', '.join(map(str, seeds))}. Training rows: "
+           + ", ".join(f"{t} {'/'.join(sorted({d['rows'] for d in data if d['task'] == t}))}" for t in tasks) + ".", ""]
     out += devices(data)
     base = {t: baseline(t) for t in tasks}
     out += ["## Score per task (mean ± std over seeds; n = seeds)", "",
@@ -199,7 +201,7 @@ def markdown(data: list[dict], extra: list[dict] | None = None) -> str:
                 out.append(f"| {m} | {dev} | " + " | ".join(f"{statistics.mean(c):.0f}" if c else "" for c in cells)
                            + " |")
     if extra:
-        out += ["", *more_rows(extra, data)]
+        out += ["", *other_rows(extra, data)]
     reading = HERE / "quality_reading.md"  # the hand-written reading of the numbers so far, kept beside them
     if reading.is_file():
         out += ["", reading.read_text(encoding="utf-8").strip()]
@@ -258,7 +260,7 @@ def main(root: str, extra_root: str | None = None) -> None:
         raise SystemExit(f"no result.json under {root}; run benchmarks/quality.sh first")
     extra = rows(Path(extra_root)) if extra_root else None
     if extra_root and not extra:
-        raise SystemExit(f"--more-rows {extra_root}: no result.json there; give the --output-dir of those runs")
+        raise SystemExit(f"--other-rows {extra_root}: no result.json there; give the --output-dir of those runs")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
@@ -271,7 +273,7 @@ def main(root: str, extra_root: str | None = None) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("root", nargs="?", default="runs/quality", help="the record's --output-dir (runs/quality)")
-    ap.add_argument("--more-rows", help="runs of a task on more training rows, shown beside the record "
-                                        "(runs/quality-sst2-all)")
+    ap.add_argument("--other-rows", help="runs of a task on another number of training rows, shown beside the "
+                                         "record (runs/quality-sst2-20k)")
     a = ap.parse_args()
-    main(a.root, a.more_rows)
+    main(a.root, a.other_rows)
