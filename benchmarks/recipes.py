@@ -70,6 +70,7 @@ def table(root: Path) -> str:
     """Markdown table of the finished runs; per task, the run whose values the recipe holds (FOUND) is marked."""
     lines = ["| task | method, options | lr | head lr | epochs | held-out score per epoch (x100) | best | time (s) "
              "| chosen |", "|---|---|---:|---:|---:|---|---:|---:|:---:|"]
+    warnings = []
     for task in TASKS:
         results = [(s, GlueResult.from_json(folder(root, task, *s) / "result.json")) for s in settings(task)
                    if (folder(root, task, *s) / "result.json").is_file()]
@@ -77,6 +78,9 @@ def table(root: Path) -> str:
             continue
         found = FOUND[(task, METHOD)]
         chosen = (found["learning_rate"], found.get("head_lr"), None, None)
+        grid = [sr for sr in results if sr[0] in SETTINGS]
+        if grid and max(grid, key=lambda sr: sr[1].score)[0] != chosen:  # FOUND must be the grid's best
+            warnings.append(f"- **{task}: FOUND {found} is not the grid's best held-out setting.**")
         for s, r in results:
             key = f"eval_validation_{r.main_metric}"
             curve = " / ".join(f"{100 * row[key]:.1f}" for row in r.history)
@@ -85,7 +89,7 @@ def table(root: Path) -> str:
             lines.append(f"| {task} ({r.main_metric}) | {what} | {s[0]:g} | {s[1] or 'same'} "
                          f"| {r.config['num_train_epochs']:g} | {curve} | {r.score:.2f} | {r.wall_time_s:.0f} "
                          f"| {'**yes**' if s == chosen else ''} |")
-    return "\n".join(lines)
+    return "\n".join(lines + ([""] + warnings if warnings else []))
 
 
 if __name__ == "__main__":
