@@ -6,8 +6,8 @@ epochs: 120 steps), each with the recipe's default ``keep=0.5`` (soralab.experim
 the share to the end), and with the constant ``xi=10`` that was soralab's default before (threshold ``lr * xi`` per
 step, gates at the adapters' learning rate). Everything else comes from the recipes. The full-budget rows come from
 the quality record (``runs/quality``, the recipe's schedule) and its first SoRA rows on the record's earlier schedule
-(``runs/quality-superseded``), and SST-2 on all its training rows beside the record (``runs/quality-sst2-all``: 4,210
-steps), where present.
+(``runs/quality-superseded``), and the record's earlier SST-2 runs on 20,000 training rows (``runs/quality-sst2-20k``:
+1,250 steps, where the record's all-row runs take 4,210), where present.
 Prints a Markdown table of the share of ranks kept. Resumable; about 15 minutes on 2 cores, run it alone:
 
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/strength.py > benchmarks/strength_results.md
@@ -69,7 +69,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--output-dir", default="runs/strength")
     ap.add_argument("--full-dirs", nargs="+",
-                    default=["runs/quality", "runs/quality-superseded", "runs/quality-sst2-all"],
+                    default=["runs/quality", "runs/quality-superseded", "runs/quality-sst2-20k"],
                     help="folders of full-budget SoRA runs to list beside the small budgets")
     args = ap.parse_args()
     main(Path(args.output_dir), [Path(d) for d in args.full_dirs])
