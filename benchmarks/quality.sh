@@ -14,9 +14,11 @@
 # The committed LoRA and SoRA rows all ran on the 2-core CPU (SEEDS="0 21 42 81 100" METHODS="lora sora"), SoRA with
 # the recipe's final cut at 40% (benchmarks/keep_schedule.py); AdaLoRA and BitFit on SST-2 on the CPU for every seed,
 # on MRPC, RTE and STS-B seeds 0 and 21 on the CPU, seeds 42, 81 and 100 on an H200.
-# A result saved under another configuration (say, an older recipe) is refused, not reused: use a fresh OUT.
+# A result saved under another configuration (say, an older recipe) is refused, not reused: use a fresh OUT. A result
+# from another device is reused: precision="auto" chose bf16 on the H200 and chooses fp32 on a CPU without AMX, and
+# the record pools devices (each result.json says which).
 # Until 2026-11-28 the record capped SST-2 at 20,000 training rows (SPECS="sst2:20000 ...", the minimum, for
-# time). Those 20 runs moved to runs/quality-sst2-20k; they are shown beside the record, not pooled into it:
+# time). Those 20 runs moved to runs/quality-sst2-20k; they are shown beside the record (OTHER), not pooled into it:
 #   python benchmarks/quality_table.py runs/quality --other-rows runs/quality-sst2-20k
 set -euo pipefail
 OUT=${OUT:-runs/quality}
@@ -24,6 +26,12 @@ SEEDS=${SEEDS:-"0 21 42 81 100"}
 METHODS=${METHODS:-"lora sora adalora bitfit"}
 JOBS=${JOBS:-1}
 SPECS=${SPECS:-"sst2: stsb: mrpc: rte:"}   # task:rows, rows empty for the whole training set (sst2:20000: a cap)
+OTHER=${OTHER-runs/quality-sst2-20k}        # runs on other rows, shown beside the record (OTHER="": none)
+
+table() {  # the record's tables, and OTHER's runs beside them if that folder is there
+  if [ -n "$OTHER" ] && [ -d "$OTHER" ]; then python benchmarks/quality_table.py "$OUT" --other-rows "$OTHER"
+  else python benchmarks/quality_table.py "$OUT"; fi
+}
 
 one() {  # seed task:rows methods...
   local seed=$1 spec=$2; shift 2
@@ -36,12 +44,12 @@ if [ "$JOBS" -gt 1 ]; then
   export -f one; export OUT; mkdir -p "$OUT/logs"
   for seed in $SEEDS; do for spec in $SPECS; do for method in $METHODS; do echo "$seed $spec $method"; done; done; done \
     | xargs -P "$JOBS" -L 1 bash -c 'one "$@" > "$OUT/logs/$1-${2%%:*}-$3.log" 2>&1 || echo "failed: $*" >&2' _
-  python benchmarks/quality_table.py "$OUT"
+  table
 else
   for seed in $SEEDS; do
     for spec in $SPECS; do
       one "$seed" "$spec" $METHODS
-      python benchmarks/quality_table.py "$OUT"   # the record so far, after every task
+      table   # the record so far, after every task
     done
   done
 fi

@@ -111,6 +111,28 @@ def test_rerun_reuses_and_other_config_is_refused(tiny, tmp_path, monkeypatch):
         run_glue("sst2", "lora", gate_l1_loss=0.1, **kw)
 
 
+def test_result_of_another_devices_auto_precision_is_reused_unless_precision_is_given(tiny, tmp_path, monkeypatch):
+    kw = dict(model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1, output_dir=tmp_path,
+              device="cpu", **FAST)
+    monkeypatch.setattr("soralab.experiments.hardware.cpu_bf16_is_fast", lambda: False)  # auto -> fp32 here
+    first = run_glue("sst2", "lora", **kw)
+    assert first.config["precision"] == "fp32"
+    saved = json.loads((tmp_path / RESULT_NAME).read_text())  # as a GPU would have written it with precision auto
+    saved["config"]["precision"] = "bf16"
+    saved["environment"]["device"] = "NVIDIA H200"
+    (tmp_path / RESULT_NAME).write_text(json.dumps(saved))
+
+    def no_training(*a, **k):
+        raise AssertionError("should have reused the saved result")
+
+    monkeypatch.setattr("transformers.Trainer.train", no_training)
+    with pytest.warns(UserWarning, match=r"ran in bf16 on NVIDIA H200.*would choose fp32: reusing it"):
+        again = run_glue("sst2", "lora", **kw)
+    assert again.reused and again.history == first.history
+    with pytest.raises(ValueError, match=r"different configuration.*'precision': \('bf16', 'fp32'\)"):
+        run_glue("sst2", "lora", precision="fp32", **kw)
+
+
 def test_result_holds_the_model_as_trained_and_saving_does_not_prune_it(tiny, tmp_path, monkeypatch):
     kw = dict(model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1, output_dir=tmp_path,
               save_model=True, xi=300.0, **FAST)
@@ -201,6 +223,7 @@ def test_sweep_is_resumable_and_report_aggregates(tiny, tmp_path, monkeypatch, c
 
 
 def test_report_rows_are_methods_and_settings_not_per_task_sizes(tmp_path):
+    from soralab.experiments.recipes import recipe
     from soralab.experiments.sweep import report
     from soralab.experiments.train import GlueConfig
 
@@ -209,7 +232,11 @@ def test_report_rows_are_methods_and_settings_not_per_task_sizes(tmp_path):
     for task, n in sizes.items():
         for method, setting, score in runs:
             for seed in (1, 2):
-                config = GlueConfig(task=task, method=method, max_train_samples=n, seed=seed, **setting)
+                # seed 2's LoRA is given the recipe's learning rate: same value, other from_recipe, same row
+                lora2 = (method, seed) == ("lora", 2)
+                given = {"learning_rate": recipe(task, method)["learning_rate"]} if lora2 else {}
+                config = GlueConfig(task=task, method=method, max_train_samples=n, seed=seed, **setting, **given)
+                assert ("learning_rate" in config.from_recipe) == (not given)
                 folder = tmp_path / task / method / str(setting) / f"seed{seed}"
                 folder.mkdir(parents=True)
                 result = GlueResult(config=config.to_dict(), history=[], main_metric="accuracy",

@@ -131,13 +131,15 @@ def report(output_dir: str | Path, markdown: str | Path | None = None, csv_path:
     if not results:
         raise MissingFileError(f"no {RESULT_NAME} under {output_dir}; run `soralab sweep` first")
     # A row's "setting" is whatever differs between runs of the same method on the same task, seed aside, so
-    # options that differ only from task to task (e.g. a subset size per task) do not split a method's row.
+    # options that differ only from task to task (e.g. a subset size per task) do not split a method's row; nor does
+    # where a value came from (from_recipe: the recipe, or given, with the same value).
     configs = defaultdict(list)
     for r in results:
         configs[(r.config["method"], r.config["task"])].append(r.config)
     varying = defaultdict(set)
     for (method, _), cs in configs.items():
-        varying[method] |= {k for k in cs[0] if k != "seed" and len({json.dumps(c.get(k)) for c in cs}) > 1}
+        varying[method] |= {k for k in cs[0] if k not in ("seed", "from_recipe")
+                            and len({json.dumps(c.get(k)) for c in cs}) > 1}
     groups: dict[tuple, dict[str, list[GlueResult]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         c = r.config

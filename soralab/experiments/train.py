@@ -45,7 +45,12 @@ def _eval_splits(data) -> dict:
     return {name: ds for name, ds in data.items() if name != "train"}
 
 
-def _reuse(output_dir: Path | None, config: GlueConfig, save_model: bool = False) -> GlueResult | None:
+def _reuse(output_dir: Path | None, config: GlueConfig, save_model: bool = False,
+           auto_precision: bool = False) -> GlueResult | None:
+    """The finished result in ``output_dir`` if it ran this configuration; ``None`` if there is none.
+
+    ``auto_precision``: the caller left ``precision="auto"``, so a result whose device chose another precision
+    (bf16 on a GPU, fp32 on this CPU) is still this configuration and is reused, with a warning."""
     if output_dir is None or not (output_dir / RESULT_NAME).is_file():
         return None
     try:
@@ -54,11 +59,17 @@ def _reuse(output_dir: Path | None, config: GlueConfig, save_model: bool = False
         warnings.warn(f"{err}; running it again", stacklevel=3)
         return None
     new = config.to_dict()
+    same = {"from_recipe"} | ({"precision"} if auto_precision else set())  # where a value came from is no difference
     diff = {k: (old.config.get(k), new.get(k)) for k in sorted(set(old.config) | set(new))
-            if old.config.get(k) != new.get(k) and k != "from_recipe"}  # where a value came from is no difference
+            if old.config.get(k) != new.get(k) and k not in same}
     if diff:
         raise UsageError(f"{output_dir} holds a result from a different configuration (saved vs now: {diff}); "
                          f"use another output_dir, or delete {output_dir / RESULT_NAME} to rerun")
+    if old.config.get("precision") != new["precision"]:  # only with auto_precision, else refused above
+        warnings.warn(f"{output_dir / RESULT_NAME} ran in {old.config.get('precision')} on "
+                      f"{old.environment.get('device', 'another device')}, where precision='auto' chose it; here it "
+                      f"would choose {new['precision']}: reusing it; pass precision= to refuse results of another "
+                      f"precision", stacklevel=3)
     made_by, now = old.environment.get("soralab"), environment(config.device)["soralab"]
     if made_by != now:
         warnings.warn(f"{output_dir / RESULT_NAME} was made by soralab {made_by or '(before 0.1.0 recorded it)'}, "
@@ -190,7 +201,8 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     config = GlueConfig(task=task, method=method, **kwargs)
     output_dir = Path(output_dir) if output_dir is not None else None
     check_run(config, output_dir, save_model)
-    if (cached := _reuse(output_dir, config, save_model)) is not None:
+    auto_precision = kwargs.get("precision", "auto") == "auto"
+    if (cached := _reuse(output_dir, config, save_model, auto_precision)) is not None:
         return cached
     if progress:
         print(describe(config))
