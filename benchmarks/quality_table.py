@@ -21,7 +21,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from soralab.experiments import glue
+from soralab.experiments import glue, metrics
 from soralab.experiments.stats import paired
 from soralab.experiments.sweep import collect
 
@@ -68,9 +68,9 @@ def mean_std(xs: list[float]) -> str:
 
 
 def baseline(task: str, data_dir: str | None = None) -> float:
-    """Majority-class score x100 on the dev set (``soralab.experiments.glue.majority_baseline``)."""
+    """Majority-class score x100 on the dev set (``soralab.experiments.metrics.majority_baseline``)."""
     data = glue.load_glue(task, data_dir)
-    return 100 * glue.majority_baseline(task, data["train"]["label"], data["validation"]["label"])
+    return 100 * metrics.majority_baseline(task, data["train"]["label"], data["validation"]["label"])
 
 
 def literature(path: Path, tasks: list[str]) -> str:

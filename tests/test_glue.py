@@ -1,4 +1,5 @@
-"""Tests for soralab.experiments.glue: loading the original GLUE files, split protocols, metrics, tokenization."""
+"""Tests for soralab.experiments.glue (loading the original GLUE files, split protocols, tokenization) and
+soralab.experiments.metrics."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import torch
 from glue_fixtures import write_glue_fixture
 from transformers import EvalPrediction
 
-from soralab.experiments.glue import TASKS, compute_metrics, get_task, load_glue, metrics_fn, tokenize
+from soralab.experiments.glue import TASKS, get_task, load_glue, tokenize
+from soralab.experiments.metrics import compute_metrics, metrics_fn
 
 REAL_DIR = os.environ.get("SORALAB_GLUE_DIR")  # read before the autouse fixture below unsets it
 ALL_TASKS = ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"]

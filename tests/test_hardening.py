@@ -16,7 +16,7 @@ from glue_fixtures import write_glue_fixture
 
 import soralab
 from soralab.cli import main as cli_main
-from soralab.experiments import glue
+from soralab.experiments import metrics
 from soralab.experiments.models import save_tiny_checkpoint, tiny_model
 from soralab.experiments.results import select_best
 from soralab.experiments.sweep import _setting_name, parse_grid, parse_set, sweep
@@ -113,16 +113,16 @@ def test_best_evaluation_ignores_nan_and_all_nan_is_degenerate():
 
 def test_constant_stsb_predictions_give_nan_with_a_reason():
     with pytest.warns(UserWarning, match="pearson is undefined .*all 4 predictions are equal"):
-        metrics = glue.compute_metrics("stsb", [2.0, 2.0, 2.0, 2.0], [1.0, 2.0, 3.0, 4.0])
-    assert math.isnan(metrics["pearson"]) and math.isnan(metrics["spearmanr"])
+        scores = metrics.compute_metrics("stsb", [2.0, 2.0, 2.0, 2.0], [1.0, 2.0, 3.0, 4.0])
+    assert math.isnan(scores["pearson"]) and math.isnan(scores["spearmanr"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a defined correlation warns about nothing
-        assert glue.compute_metrics("stsb", [1.0, 2.0, 3.0], [1.0, 3.0, 2.0])["pearson"] == pytest.approx(0.5)
+        assert metrics.compute_metrics("stsb", [1.0, 2.0, 3.0], [1.0, 3.0, 2.0])["pearson"] == pytest.approx(0.5)
 
 
 def nan_metrics(first_only: bool):
     """A metrics_fn whose main metric is NaN at the first evaluation (or at every one)."""
-    real = glue.metrics_fn
+    real = metrics.metrics_fn
 
     def make(task):
         fn, calls = real(task), []
@@ -138,7 +138,7 @@ def nan_metrics(first_only: bool):
 
 
 def test_nan_at_the_first_evaluation_is_never_best_and_no_folder_is_left(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr(glue, "metrics_fn", nan_metrics(first_only=True))
+    monkeypatch.setattr(metrics, "metrics_fn", nan_metrics(first_only=True))
     monkeypatch.chdir(tmp_path)
     res = run_glue("stsb", "lora", evals_per_epoch=2, **tiny, **FAST)
     assert [math.isnan(r["eval_validation_pearson"]) for r in res.history] == [True, False]
@@ -147,7 +147,7 @@ def test_nan_at_the_first_evaluation_is_never_best_and_no_folder_is_left(tiny, t
 
 
 def test_all_nan_run_is_degenerate_valid_json_and_flagged(tiny, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(glue, "metrics_fn", nan_metrics(first_only=False))
+    monkeypatch.setattr(metrics, "metrics_fn", nan_metrics(first_only=False))
     out = tmp_path / "stsb" / "lora" / "default" / "seed1"
     args = ["glue", "--task", "stsb", "--method", "lora", "--model-name-or-path", tiny["model_name_or_path"],
             "--data-dir", tiny["data_dir"], "--num-train-epochs", "1", "--max-seq-length", "32", "--seed", "1",

@@ -5,7 +5,7 @@ import torch
 from glue_fixtures import write_glue_fixture
 
 from soralab.cli import main as cli_main
-from soralab.experiments import glue, hardware, recipes
+from soralab.experiments import glue, hardware, metrics, recipes
 from soralab.experiments.models import HEADS, TARGETS, tiny_model
 from soralab.experiments.train import GlueConfig, head_parameters
 
@@ -79,12 +79,12 @@ def test_holdout_protocol_splits_train_and_drops_dev(tmp_path):
 
 
 def test_majority_baseline():
-    assert glue.majority_baseline("rte", [0, 0, 1], [0, 1, 1, 1]) == pytest.approx(0.25)
+    assert metrics.majority_baseline("rte", [0, 0, 1], [0, 1, 1, 1]) == pytest.approx(0.25)
     # MRPC's main metric is F1: always "equivalent" gives F1 = 2p / (1 + p) with p the positive share
-    assert glue.majority_baseline("mrpc", [1, 1, 0], [1, 0, 1, 0]) == pytest.approx(2 * 0.5 / 1.5)
-    assert glue.majority_baseline("stsb", [1.0, 2.0], [3.0, 4.0]) == 0.0
+    assert metrics.majority_baseline("mrpc", [1, 1, 0], [1, 0, 1, 0]) == pytest.approx(2 * 0.5 / 1.5)
+    assert metrics.majority_baseline("stsb", [1.0, 2.0], [3.0, 4.0]) == 0.0
     with pytest.raises(ValueError, match="non-empty"):
-        glue.majority_baseline("rte", [], [1])
+        metrics.majority_baseline("rte", [], [1])
 
 
 @pytest.mark.parametrize("arch", ["bert", "roberta", "deberta-v2", "gpt2"])

@@ -31,7 +31,7 @@ from ..inject import matches
 from ..layers import count_trainable
 from ..optim import ProximalAdamW, param_groups
 from ..prune import params_after_prune, prune
-from . import glue, sparsity
+from . import glue, metrics, sparsity
 from .callbacks import AdaLoraCallback, GateStatsCallback, KeepCallback
 from .hardware import environment, use_cpu
 from .methods import active_ranks, prepare
@@ -187,7 +187,8 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
     trainer = Trainer(model=p.model, args=args, train_dataset=p.data["train"],
                       eval_dataset=eval_splits if eval_splits is not None else _eval_splits(p.data),
                       data_collator=DataCollatorWithPadding(p.tokenizer),
-                      compute_metrics=glue.metrics_fn(p.spec.name), optimizers=(optimizer, None), callbacks=callbacks)
+                      compute_metrics=metrics.metrics_fn(p.spec.name), optimizers=(optimizer, None),
+                      callbacks=callbacks)
     if not progress:  # no bars, and no log dicts printed in their place either
         trainer.remove_callback(PrinterCallback)
     if scratch is not None:
@@ -224,7 +225,7 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     key = f"eval_{select}_{p.spec.main_metric}"
     best = select_best(history, key)  # never a NaN evaluation; all NaN: a degenerate run, score NaN
     reported = "test" if "test" in p.data else select  # the split GlueResult.score reads
-    baseline = 100 * glue.majority_baseline(p.spec, p.data["train"]["label"], p.data[reported]["label"])
+    baseline = 100 * metrics.majority_baseline(p.spec, p.data["train"]["label"], p.data[reported]["label"])
     result = GlueResult(config=config.to_dict(), history=history, best=best, final=history[-1],
                         main_metric=p.spec.main_metric, trainable_params=p.trainable_params,
                         params_after_prune=params_after_prune(p.model), active_ranks=active_ranks(p.model),
