@@ -266,3 +266,36 @@ def test_bf16_on_cpu(tiny):
                    precision="bf16", device="cpu", **FAST)
     assert res.config["precision"] == "bf16" and len(res.history) == 1
     assert all(p.dtype == torch.float32 for p in res.model.parameters())  # autocast, weights stay fp32
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta", "deberta-v2", "gpt2"])
+def test_set_dropout_reaches_every_dropout_attention_included(arch):
+    """With every nn.Dropout at 0, a model in train mode is deterministic, which it would not be if its attention
+    read its dropout from the config instead of the module; at 0.5 it is not."""
+    from soralab.errors import UsageError
+    from soralab.experiments.models import set_dropout, tiny_model
+
+    model = tiny_model(arch).train()
+    ids = torch.randint(3, 90, (4, 12))
+    assert set_dropout(model, 0.0) > 0
+    torch.testing.assert_close(model(input_ids=ids).logits, model(input_ids=ids).logits)
+    set_dropout(model, 0.5)
+    assert not torch.allclose(model(input_ids=ids).logits, model(input_ids=ids).logits)
+    with pytest.raises(UsageError, match=r"dropout must be in \[0, 1\), got 1.0"):
+        set_dropout(model, 1.0)
+
+
+def test_model_dropout_sets_the_model_not_the_adapters(tiny):
+    from soralab.experiments.run_config import GlueConfig
+    from soralab.experiments.train import setup
+
+    p = setup(GlueConfig(task="sst2", method="lora", model_name_or_path=tiny["model"], data_dir=tiny["data"],
+                         model_dropout=0.0, lora_dropout=0.2, max_seq_length=32))
+    adapters = [m for _, m in soralab.adapter_modules(p.model)]
+    assert adapters and all(a.lora_dropout.p == 0.2 for a in adapters)
+    own = {id(a.lora_dropout) for a in adapters}
+    rest = [m for m in p.model.modules() if isinstance(m, torch.nn.Dropout) and id(m) not in own]
+    assert rest and all(m.p == 0.0 for m in rest)
+    default = setup(GlueConfig(task="sst2", method="lora", model_name_or_path=tiny["model"], data_dir=tiny["data"],
+                               max_seq_length=32))
+    assert {m.p for m in default.model.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}  # the checkpoint's

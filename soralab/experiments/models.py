@@ -65,6 +65,18 @@ def load_classifier(name_or_path: str = DEFAULT_MODEL, num_labels: int = 2, **kw
     return model, tokenizer
 
 
+def set_dropout(model: nn.Module, p: float) -> int:
+    """Set every ``torch.nn.Dropout`` of ``model`` to ``p``; returns how many there were. Call it before adapters are
+    injected, or their own dropout changes too. transformers' attention (SDPA and eager) reads its dropout module's
+    ``p`` at every forward, so this reaches the attention probabilities as well as the hidden states."""
+    if not 0 <= p < 1:
+        raise UsageError(f"dropout must be in [0, 1), got {p}")
+    found = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    for m in found:
+        m.p = p
+    return len(found)
+
+
 def model_family(model: nn.Module) -> str:
     family = getattr(getattr(model, "config", None), "model_type", None)
     if family not in TARGETS:

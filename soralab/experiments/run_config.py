@@ -65,6 +65,9 @@ class GlueConfig:
     r: int = _opt(8, "adapter rank (SoRA: r_max, the rank before pruning)")
     lora_alpha: float = _opt(16.0, "adapter scale numerator: the update is multiplied by lora_alpha / r")
     lora_dropout: float = _opt(0.0, "dropout on the adapter's input")
+    model_dropout: float | None = _opt(None, "dropout of the pretrained model's own layers (every torch.nn.Dropout "
+                                             "in it: hidden states, attention probabilities, classifier input); "
+                                             "None: the checkpoint's values (0.1 for MiniLM)")
     target_modules: list[str] | None = _opt(None, "module names to adapt (None: all six linear layers of a block)")
     rank_pattern: str | None = _opt(None, "lora, peft-lora: a rank pattern JSON from `soralab allocate`; its "
                                           "target_modules, per-module ranks and alphas are used instead of "

@@ -35,7 +35,7 @@ from . import glue, metrics, sparsity
 from .callbacks import AdaLoraCallback, GateStatsCallback, KeepCallback
 from .hardware import environment, use_cpu
 from .methods import active_ranks, prepare
-from .models import HEADS, TARGETS, load_classifier, model_family
+from .models import HEADS, TARGETS, load_classifier, model_family, set_dropout
 from .results import CorruptResultError, dumps, select_best
 from .run_config import RESULT_NAME, GlueConfig, GlueResult, describe
 from .validate import check_run
@@ -106,6 +106,8 @@ def setup(config: GlueConfig, epochs: float | None = None) -> Prepared:
                           max_eval_samples=config.max_eval_samples, seed=config.seed,
                           split_protocol=config.split_protocol)
     model, tokenizer = load_classifier(config.model_name_or_path, num_labels=spec.num_labels)
+    if config.model_dropout is not None:
+        set_dropout(model, config.model_dropout)  # before the adapters exist: their lora_dropout stays
     t1 = time.perf_counter()
     data = glue.tokenize(data, tokenizer, spec.name, max_length=config.max_seq_length)
     for split in _eval_splits(data):  # longest first: less padding per batch, same metrics

@@ -38,6 +38,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "r": (lambda v: v >= 1, "a positive integer (e.g. 8)"),
     "lora_alpha": (lambda v: v > 0, "> 0 (e.g. 16)"),
     "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "model_dropout": (lambda v: 0 <= v < 1, "in [0, 1) (e.g. 0.0, or 0.1 as BERT was trained)"),
     "xi": (lambda v: v >= 0, ">= 0 (e.g. 0.5)"),
     "keep": (lambda v: 0 < v <= 1, "a share of ranks in (0, 1] (e.g. 0.5)"),
     "keep_start": (lambda v: 0 <= v < 1, "a share of the run in [0, 1) (e.g. 0.1)"),

@@ -1,0 +1,88 @@
+"""Dropout off: faster on a CPU, and does it cost accuracy? A held-out check (training data only, never the dev set).
+
+On this 2-core CPU the pretrained model's own dropout (0.1 on hidden states, attention probabilities and the
+classifier input) takes about a fifth of a LoRA training step: drawing the random masks is slow here, and SDPA
+attention with dropout cannot use its fused kernel. ``model_dropout=0.0`` switches it off. This script measures what
+that does to the score and to the whole run's time, paired by seed, with LoRA and the recipe on each task's held-out
+split (``split_protocol="holdout"``: the split depends on the seed; the GLUE dev set is never loaded).
+
+Resumable (each run's result.json is reused), about an hour on 2 CPU cores:
+
+    SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py          # writes runs/dropout/
+    python benchmarks/dropout.py --table       # the table in benchmarks/dropout_results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from soralab.experiments.stats import paired
+from soralab.experiments.train import run_glue
+
+TASKS = {"mrpc": {}, "stsb": {}, "rte": {}, "sst2": {"max_train_samples": 20_000}}  # as benchmarks/recipes.py
+METRIC = {"mrpc": "f1", "stsb": "pearson", "rte": "accuracy", "sst2": "accuracy"}
+SEEDS = (7, 8, 9)  # not the record's seeds (0, 21, 42, 81, 100)
+SETTINGS = {"checkpoint (0.1)": None, "off (0.0)": 0.0}  # model_dropout
+
+
+def folder(root: Path, task: str, dropout: float | None, seed: int) -> Path:
+    return root / task / f"model_dropout={'checkpoint' if dropout is None else f'{dropout:g}'}" / f"seed{seed}"
+
+
+def search(root: Path, tasks: list[str], seeds: list[int]) -> None:
+    for seed in seeds:
+        for task in tasks:
+            for name, dropout in SETTINGS.items():
+                run_glue(task, "lora", split_protocol="holdout", seed=seed, model_dropout=dropout, progress=False,
+                         output_dir=folder(root, task, dropout, seed), **TASKS[task])
+                print(f"{task} seed {seed} dropout {name}: done", flush=True)
+
+
+def load(root: Path, task: str, dropout: float | None, seed: int) -> dict | None:
+    path = folder(root, task, dropout, seed) / "result.json"
+    if not path.is_file():
+        return None
+    r = json.loads(path.read_text())
+    scores = [100 * h[f"eval_validation_{METRIC[task]}"] for h in r["history"]]
+    return {"best": max(scores), "train_s": r["timings"]["train"], "wall_s": r["wall_time_s"]}
+
+
+def table(root: Path) -> str:
+    names = list(SETTINGS)
+    lines = ["| task (held-out metric) | seeds | " + " | ".join(f"dropout {n}" for n in names)
+             + " | off - checkpoint, paired (95%) | train time off / checkpoint | whole run off / checkpoint |",
+             "|---|---|---:|---:|---|---:|---:|"]
+    for task in TASKS:
+        runs = {s: [load(root, task, d, s) for d in SETTINGS.values()] for s in SEEDS}
+        pairs = {s: r for s, r in runs.items() if all(r)}
+        if not pairs:
+            continue
+        on, off = ({s: pairs[s][i]["best"] for s in pairs} for i in (0, 1))
+        diff = paired(off, on)  # None with one pair
+        interval = f"{diff.mean:+.2f} [{diff.low:+.2f}, {diff.high:+.2f}]" if diff else \
+            f"{statistics.mean(off.values()) - statistics.mean(on.values()):+.2f} (one seed)"
+        ratio = {k: statistics.mean(pairs[s][1][k] / pairs[s][0][k] for s in pairs) for k in ("train_s", "wall_s")}
+        cells = [f"{statistics.mean(v.values()):.2f}" + (f" ± {statistics.stdev(v.values()):.2f}" if len(v) > 1 else "")
+                 for v in (on, off)]
+        lines.append(f"| {task} ({METRIC[task]}) | {', '.join(map(str, pairs))} | {cells[0]} | {cells[1]} | "
+                     f"{interval} | {ratio['train_s']:.2f} | {ratio['wall_s']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--root", type=Path, default=Path("runs/dropout"))
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    ap.add_argument("--table", action="store_true", help="print the table from finished runs, train nothing")
+    a = ap.parse_args()
+    if not a.table:
+        search(a.root, a.tasks, a.seeds)
+    print(table(a.root))
+
+
+if __name__ == "__main__":
+    main()
