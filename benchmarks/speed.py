@@ -13,15 +13,20 @@ activation memory an adapter adds) plus trainable parameters, gradients and Adam
     python benchmarks/speed.py --reps 30 --batch 16 --seq 128 --device cuda
 
 CPU precision and the whole ``run_glue`` path (``--cpu-precision``): the same small MRPC run (640 training
-pairs, one epoch, the whole dev set evaluated once) in fp32, bf16 autocast, fp32 on one thread and fp32 with
-``torch.compile``, each in a fresh process, interleaved over ``--rounds`` rounds; it reports each part of the run
-(loading, tokenization, training, evaluation) and its ratio to fp32, plus tokenization with and without
-soralab's own dataset fingerprint. Needs ``SORALAB_GLUE_DIR``; about 10 minutes on 2 cores; run it alone.
+pairs, one epoch, the whole dev set evaluated once) in fp32, bf16 autocast, fp32 on one thread, fp32 with
+``torch.compile`` (all four with the checkpoint's dropout) and fp32 with the model's own dropout off
+(``model_dropout=0.0``, the default since 2026-11-28), each in a fresh process,
+interleaved over ``--rounds`` rounds; it reports each part of the run (loading, tokenization, training, evaluation)
+and its ratio to fp32, plus tokenization with and without soralab's own dataset fingerprint. Needs
+``SORALAB_GLUE_DIR``; about 12 minutes on 2 cores; run it alone.
+``--dropout`` times a train step with the model's own dropout at 0.1, with the attention probabilities' dropout
+off, and with all of it off, and profiles the share of a step spent drawing dropout masks (about 2 minutes).
 ``--matmul`` (also printed after ``--cpu-precision``) times bare matrix products of MiniLM's shapes in fp32 and in
 bf16: whether this CPU multiplies bf16 faster at all, before any framework overhead (seconds).
 
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/speed.py --cpu-precision
     python benchmarks/speed.py --matmul
+    python benchmarks/speed.py --dropout --batch 32 --seq 80
 """
 
 from __future__ import annotations
@@ -104,10 +109,14 @@ def proximal_time(opt, reps: int = 50) -> float:
     return (time.perf_counter() - t0) / reps
 
 
-# name: (run_glue options, torch threads)
-WHOLE_RUN = {"fp32": ({"precision": "fp32"}, 2), "bf16 autocast": ({"precision": "bf16"}, 2),
-             "fp32, 1 thread": ({"precision": "fp32"}, 1),
-             "fp32 + torch.compile": ({"precision": "fp32", "torch_compile": True}, 2)}
+# name: (run_glue options, torch threads). "fp32" is plain fp32 with the checkpoint's dropout, the default before
+# 2026-11-28 and every ratio's reference; the last row is today's default on a CPU without AMX.
+CHECKPOINT = {"model_dropout": None}
+WHOLE_RUN = {"fp32": ({"precision": "fp32", **CHECKPOINT}, 2),
+             "bf16 autocast": ({"precision": "bf16", **CHECKPOINT}, 2),
+             "fp32, 1 thread": ({"precision": "fp32", **CHECKPOINT}, 1),
+             "fp32 + torch.compile": ({"precision": "fp32", "torch_compile": True, **CHECKPOINT}, 2),
+             "fp32, model dropout off (the default)": ({"precision": "fp32", "model_dropout": 0.0}, 2)}
 PARTS = ("load", "tokenize", "train", "evaluate")
 
 
@@ -159,6 +168,53 @@ def matmul_cost(reps: int = 20) -> None:
               f"{ms[torch.bfloat16] / ms[torch.float32]:.2f} |")
 
 
+def dropout_cost(batch: int, seq: int, reps: int) -> None:
+    """Train-step time of MiniLM + soralab LoRA with the model's own dropout at the checkpoint's 0.1, with the
+    attention probabilities' dropout off, and with all of it off (interleaved reps), and the share of a step's CPU
+    time that drawing dropout masks (``aten::bernoulli_``) takes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    base, tokenizer = load_classifier("minilm", num_labels=2)
+    model, opt = build("soralab-lora", base, 8)  # lora_dropout 0: every nn.Dropout left is the model's own
+    model.train()
+    ids = torch.randint(1000, tokenizer.vocab_size, (batch, seq))
+    data = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.randint(0, 2, (batch,))}
+    drops = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
+    settings = {"checkpoint (0.1 everywhere)": lambda n: 0.1,
+                "attention probabilities off": lambda n: 0.0 if "attention.self" in n else 0.1,
+                "all off (model_dropout=0.0)": lambda n: 0.0}
+
+    def use(name):
+        for n, m in drops.items():
+            m.p = settings[name](n)
+
+    times = {name: [] for name in settings}
+    for name in settings:  # warm-up
+        use(name)
+        train_step(model, opt, data, "cpu")
+    for _ in range(reps):
+        for name in settings:
+            use(name)
+            times[name].append(train_step(model, opt, data, "cpu"))
+    use("checkpoint (0.1 everywhere)")
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            train_step(model, opt, data, "cpu")
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    masks = sum(e.self_cpu_time_total for e in events if e.key == "aten::bernoulli_")
+    med = {n: statistics.median(t) for n, t in times.items()}
+    first = med["checkpoint (0.1 everywhere)"]
+    print(f"MiniLM + soralab LoRA r=8, batch {batch} x {seq} tokens, {len(drops)} dropout modules, median of {reps} "
+          f"interleaved steps, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print("| model dropout | median step (ms) | step / checkpoint |\n|---|---:|---:|")
+    for n, m in med.items():
+        print(f"| {n} | {1e3 * m:.0f} | {m / first:.2f} |")
+    print(f"drawing dropout masks (aten::bernoulli_): {100 * masks / total:.1f}% of a step's self CPU time "
+          f"(3 profiled steps, dropout at 0.1)")
+
+
 def cpu_precision(rounds: int) -> None:
     runs = {name: [] for name in WHOLE_RUN}
     for _ in range(rounds):
@@ -194,6 +250,8 @@ def main() -> None:
     ap.add_argument("--cpu-precision", action="store_true", help="time the whole run_glue path per CPU setting")
     ap.add_argument("--rounds", type=int, default=2, help="--cpu-precision: interleaved rounds (default 2)")
     ap.add_argument("--matmul", action="store_true", help="time bare fp32 and bf16 matrix products of MiniLM's shapes")
+    ap.add_argument("--dropout", action="store_true", help="train-step time with the model's own dropout on / off "
+                    "(uses --batch, --seq, --reps)")
     ap.add_argument("--one-run", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one_run:
@@ -202,6 +260,8 @@ def main() -> None:
         return cpu_precision(args.rounds)
     if args.matmul:
         return matmul_cost()
+    if args.dropout:
+        return dropout_cost(args.batch, args.seq, args.reps)
 
     torch.manual_seed(0)
     base, tokenizer = load_classifier("minilm", num_labels=2)

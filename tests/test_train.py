@@ -296,6 +296,21 @@ def test_model_dropout_sets_the_model_not_the_adapters(tiny):
     own = {id(a.lora_dropout) for a in adapters}
     rest = [m for m in p.model.modules() if isinstance(m, torch.nn.Dropout) and id(m) not in own]
     assert rest and all(m.p == 0.0 for m in rest)
-    default = setup(GlueConfig(task="sst2", method="lora", model_name_or_path=tiny["model"], data_dir=tiny["data"],
-                               max_seq_length=32))
-    assert {m.p for m in default.model.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}  # the checkpoint's
+    kw = dict(task="sst2", method="lora", model_name_or_path=tiny["model"], data_dir=tiny["data"], max_seq_length=32)
+    default = setup(GlueConfig(**kw))  # off by default (benchmarks/dropout.py)
+    assert {m.p for m in default.model.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
+    checkpoint = setup(GlueConfig(**kw, model_dropout=None))
+    assert {m.p for m in checkpoint.model.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}  # the checkpoint's
+
+
+def test_a_result_saved_before_model_dropout_existed_kept_the_checkpoints_dropout(tiny, tmp_path, monkeypatch):
+    kw = dict(model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1, output_dir=tmp_path, **FAST)
+    run_glue("sst2", "lora", model_dropout=None, **kw)
+    saved = json.loads((tmp_path / RESULT_NAME).read_text())
+    del saved["config"]["model_dropout"]  # as every result saved before 2026-11-28
+    (tmp_path / RESULT_NAME).write_text(json.dumps(saved))
+    assert GlueResult.from_json(tmp_path / RESULT_NAME).config["model_dropout"] is None
+    monkeypatch.setattr("transformers.Trainer.train", lambda *a, **k: pytest.fail("should have reused the result"))
+    assert run_glue("sst2", "lora", model_dropout=None, **kw).reused
+    with pytest.raises(ValueError, match=r"different configuration.*'model_dropout': \(None, 0.0\)"):
+        run_glue("sst2", "lora", **kw)  # today's default is another configuration
