@@ -126,7 +126,8 @@ def test_result_of_another_devices_auto_precision_is_reused_unless_precision_is_
         raise AssertionError("should have reused the saved result")
 
     monkeypatch.setattr("transformers.Trainer.train", no_training)
-    with pytest.warns(UserWarning, match=r"ran in bf16 on NVIDIA H200.*would choose fp32: reusing it"):
+    with pytest.warns(UserWarning, match=r"ran in bf16 on NVIDIA H200; precision='auto' would choose fp32 here: "
+                                         r"reusing it"):
         again = run_glue("sst2", "lora", **kw)
     assert again.reused and again.history == first.history
     with pytest.raises(ValueError, match=r"different configuration.*'precision': \('bf16', 'fp32'\)"):

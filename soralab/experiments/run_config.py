@@ -33,8 +33,8 @@ def _opt(default: Any, help: str) -> Any:
 
 RECIPE = "None: from the recipe (soralab.recipes)"
 KEEP_SCHEDULE = ("keep_start", "keep_end", "keep_final")  # how keep is reached
-# Options added to the recipe after results were first saved, with the value every run saved before them used (the
-# recipe's value may change; what an old run did does not).
+# Options added to the recipe or to GlueConfig after results were first saved, with the value every run saved before
+# them used (a default may change; what an old run did does not).
 ADDED_LATER: dict[str, Any] = {"keep_start": 0.1, "keep_end": 0.7, "keep_final": False,
                                "model_dropout": None}  # before 2026-11-28 every run kept the checkpoint's dropout
 

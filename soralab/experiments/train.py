@@ -67,9 +67,9 @@ def _reuse(output_dir: Path | None, config: GlueConfig, save_model: bool = False
                          f"use another output_dir, or delete {output_dir / RESULT_NAME} to rerun")
     if old.config.get("precision") != new["precision"]:  # only with auto_precision, else refused above
         warnings.warn(f"{output_dir / RESULT_NAME} ran in {old.config.get('precision')} on "
-                      f"{old.environment.get('device', 'another device')}, where precision='auto' chose it; here it "
-                      f"would choose {new['precision']}: reusing it; pass precision= to refuse results of another "
-                      f"precision", stacklevel=3)
+                      f"{old.environment.get('device', 'another device')}; precision='auto' would choose "
+                      f"{new['precision']} here: reusing it, as precision was left to auto; pass precision= to refuse "
+                      f"results of another precision", stacklevel=3)
     made_by, now = old.environment.get("soralab"), environment(config.device)["soralab"]
     if made_by != now:
         warnings.warn(f"{output_dir / RESULT_NAME} was made by soralab {made_by or '(before 0.1.0 recorded it)'}, "
