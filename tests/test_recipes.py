@@ -46,6 +46,15 @@ def test_strength_options_are_checked(kwargs, message):
         GlueConfig(task="rte", **kwargs)
 
 
+def test_a_head_lr_equal_to_the_learning_rate_is_the_same_config_as_none():
+    """STS-B's recipe trains the head at 5e-3; the head at the adapters' own rate must still be expressible, and as
+    the one configuration a run saved with head_lr=None (one rate for everything) is."""
+    assert GlueConfig(task="stsb", method="lora").head_lr == 5e-3  # FOUND
+    same = GlueConfig(task="stsb", method="lora", learning_rate=1e-3, head_lr=1e-3)
+    assert same.head_lr is None and "head_lr" not in same.from_recipe
+    assert GlueConfig(task="stsb", method="lora", learning_rate=1e-3, head_lr=2e-3).head_lr == 2e-3
+
+
 def test_a_saved_config_rebuilds_unchanged():
     c = GlueConfig(task="sst2", method="sora")
     assert GlueConfig(**c.to_dict()).to_dict() == c.to_dict()

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import soralab
-from soralab.experiments.run_config import ADDED_LATER
+from soralab.experiments.run_config import ADDED_LATER, KEEP_SCHEDULE
 from soralab.experiments.sparsity import KeepSchedule, gate_lr
 
 
@@ -42,7 +42,7 @@ def _train(model, keep, steps, seed=0, watch=None, **schedule):
 
 
 # the schedule the quality record's first SoRA runs used, as KeepSchedule's arguments
-RECORD = {k.removeprefix("keep_"): v for k, v in ADDED_LATER.items() if k.startswith("keep_")}
+RECORD = {k.removeprefix("keep_"): ADDED_LATER[k] for k in KEEP_SCHEDULE}
 
 
 @pytest.mark.parametrize("how", [{}, RECORD], ids=["default", "record"])

@@ -113,6 +113,8 @@ class GlueConfig:
         if self.prox not in PROX_MODES:
             raise ValueError(f"prox must be one of {PROX_MODES}, got {self.prox!r}")
         self._fill_from_recipe()
+        if self.head_lr is not None and self.head_lr == self.learning_rate:
+            self.head_lr = None  # one rate for everything is head_lr=None: one configuration, one saved form
         self.precision = resolve_precision(self.precision, self.device)
 
     def _fill_from_recipe(self) -> None:
