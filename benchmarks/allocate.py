@@ -46,7 +46,7 @@ sys.path.insert(0, str(HERE))
 from quality_table import baseline, device, mean_std, paired  # noqa: E402
 
 from soralab.experiments.allocate import FIND_DEFAULTS, allocate  # noqa: E402
-from soralab.experiments.run_config import ADDED_LATER, KEEP_SCHEDULE  # noqa: E402
+from soralab.experiments.run_config import ADDED_LATER, CHECKPOINT_DROPOUT, KEEP_SCHEDULE  # noqa: E402
 from soralab.experiments.train import RESULT_NAME, run_glue  # noqa: E402
 
 TASKS = ("mrpc", "stsb")
@@ -60,10 +60,6 @@ LABELS = {"uniform": f"(a) uniform LoRA r={BUDGET_RANK}", "sora-pattern": "(b) L
 RECORD_SCHEDULE = {k: ADDED_LATER[k] for k in KEEP_SCHEDULE}
 FINDERS = {"sora-pattern": ("sora", RECORD_SCHEDULE),
            "adalora-pattern": ("adalora", {"r": BUDGET_RANK, "lora_alpha": 8.0})}
-
-# Every committed result of this script ran with the checkpoint's dropout, the default until 2026-11-28
-# (benchmarks/dropout_results.md); pinned so a rerun reproduces (and reuses) them.
-CHECKPOINT_DROPOUT = {"model_dropout": None}
 
 
 def folder(root: Path, task: str, seed: int, name: str) -> Path:

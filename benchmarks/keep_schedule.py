@@ -31,7 +31,7 @@ from pathlib import Path
 from ablation_table import interval, on, pair, scores
 from quality_table import mean_std, paired, ranks_kept
 
-from soralab.experiments.run_config import ADDED_LATER, KEEP_SCHEDULE
+from soralab.experiments.run_config import ADDED_LATER, CHECKPOINT_DROPOUT, KEEP_SCHEDULE
 from soralab.experiments.sweep import collect
 from soralab.experiments.train import GlueResult, run_glue
 
@@ -58,10 +58,6 @@ CPU_TWIN_SEEDS = (42,)  # ... of 42 on a GPU: LoRA runs again here, so that thre
 # The record's two other tasks, at the seeds whose LoRA ran on this CPU, to see the bar's four-task mean; SST-2 on the
 # record's 20,000 training rows
 MORE_TASKS = {"rte": {}, "sst2": {"max_train_samples": 20_000}}
-
-# Every committed result of this script ran with the checkpoint's dropout, the default until 2026-11-28
-# (benchmarks/dropout_results.md); pinned so a rerun reproduces (and reuses) them.
-CHECKPOINT_DROPOUT = {"model_dropout": None}
 
 
 def held_out(root: Path, task: str, arm: str) -> Path:

@@ -26,15 +26,12 @@ import torch
 from torch import nn
 
 import soralab.experiments.train as train
+from soralab.experiments.run_config import CHECKPOINT_DROPOUT
 
 SEED = 7  # the recipe search's held-out split
 POOLINGS = ("mean", "mean+dense")
 RATES = {"rte": (1e-3, 2e-3), "mrpc": (1e-3,)}  # the grid's 1e-3 and each task's recipe rate
 METRIC = {"rte": "accuracy", "mrpc": "f1"}
-
-# Every committed result of this script ran with the checkpoint's dropout, the default until 2026-11-28
-# (benchmarks/dropout_results.md); pinned so a rerun reproduces (and reuses) them.
-CHECKPOINT_DROPOUT = {"model_dropout": None}
 
 
 class MeanPooler(nn.Module):

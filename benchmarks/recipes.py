@@ -22,6 +22,7 @@ import argparse
 from pathlib import Path
 
 from soralab.experiments.recipes import FOUND
+from soralab.experiments.run_config import CHECKPOINT_DROPOUT
 from soralab.experiments.train import GlueResult, run_glue
 
 TASKS = {"mrpc": {}, "rte": {}, "stsb": {}, "sst2": {"max_train_samples": 20_000}}
@@ -38,10 +39,6 @@ EXTRA = {"rte": [(2e-3, None, 8.0, None),
                  (1e-3, None, None, {"per_device_train_batch_size": 16, "weight_decay": 0.0}),
                  ]}
 METHOD = "lora"
-
-# Every committed result of this script ran with the checkpoint's dropout, the default until 2026-11-28
-# (benchmarks/dropout_results.md); pinned so a rerun reproduces (and reuses) them.
-CHECKPOINT_DROPOUT = {"model_dropout": None}
 
 
 def settings(task: str) -> list[tuple]:

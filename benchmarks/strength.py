@@ -21,7 +21,7 @@ from pathlib import Path
 from quality_table import ranks_kept as kept
 
 from soralab.experiments import sparsity
-from soralab.experiments.run_config import ADDED_LATER, KEEP_SCHEDULE
+from soralab.experiments.run_config import ADDED_LATER, CHECKPOINT_DROPOUT, KEEP_SCHEDULE
 from soralab.experiments.sweep import collect
 from soralab.experiments.train import run_glue
 
@@ -35,10 +35,6 @@ STRENGTHS = {
     "xi=10": ("xi=10", {"xi": 10.0}),
 }
 SEED = 7
-
-# Every committed result of this script ran with the checkpoint's dropout, the default until 2026-11-28
-# (benchmarks/dropout_results.md); pinned so a rerun reproduces (and reuses) them.
-CHECKPOINT_DROPOUT = {"model_dropout": None}
 
 
 def column(config: dict) -> str | None:

@@ -37,6 +37,9 @@ KEEP_SCHEDULE = ("keep_start", "keep_end", "keep_final")  # how keep is reached
 # them used (a default may change; what an old run did does not).
 ADDED_LATER: dict[str, Any] = {"keep_start": 0.1, "keep_end": 0.7, "keep_final": False,
                                "model_dropout": None}  # before 2026-11-28 every run kept the checkpoint's dropout
+# The checkpoint's own dropout (0.1), the default until 2026-11-28 (benchmarks/dropout_results.md): benchmarks whose
+# committed runs predate dropout off pass it, so a rerun reproduces (and reuses) them.
+CHECKPOINT_DROPOUT: dict[str, Any] = {"model_dropout": ADDED_LATER["model_dropout"]}
 
 
 @dataclass
