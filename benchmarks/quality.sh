@@ -17,6 +17,9 @@
 # A result saved under another configuration (say, an older recipe) is refused, not reused: use a fresh OUT. A result
 # from another device is reused: precision="auto" chose bf16 on the H200 and chooses fp32 on a CPU without AMX, and
 # the record pools devices (each result.json says which).
+# The record (runs/quality, quality_results.*) ran with the checkpoint's dropout (0.1), the default until 2026-11-28;
+# today's default is off (benchmarks/dropout_results.md). Record v3, today's defaults, beside it (quality_v3_results.*):
+#   SET= OTHER= OUT=runs/quality-v3 NAME=quality_v3 METHODS="lora sora" bash benchmarks/quality.sh
 # Until 2026-11-28 the record capped SST-2 at 20,000 training rows (SPECS="sst2:20000 ...", the minimum, for
 # time). Those 20 runs moved to runs/quality-sst2-20k; they are shown beside the record (OTHER), not pooled into it:
 #   python benchmarks/quality_table.py runs/quality --other-rows runs/quality-sst2-20k
@@ -27,13 +30,12 @@ METHODS=${METHODS:-"lora sora adalora bitfit"}
 JOBS=${JOBS:-1}
 SPECS=${SPECS:-"sst2: stsb: mrpc: rte:"}   # task:rows, rows empty for the whole training set (sst2:20000: a cap)
 OTHER=${OTHER-runs/quality-sst2-20k}        # runs on other rows, shown beside the record (OTHER="": none)
-# The record ran with the checkpoint's dropout (0.1), the default until 2026-11-28; today's default is off
-# (benchmarks/dropout_results.md). SET="" with a fresh OUT makes a record with today's defaults.
-SET=${SET-"model_dropout=none"}
+SET=${SET-"model_dropout=none"}             # the record's dropout, pinned (SET="": today's defaults, a fresh OUT)
+NAME=${NAME:-quality}                       # the tables: benchmarks/$NAME_results.csv and .md
 
 table() {  # the record's tables, and OTHER's runs beside them if that folder is there
-  if [ -n "$OTHER" ] && [ -d "$OTHER" ]; then python benchmarks/quality_table.py "$OUT" --other-rows "$OTHER"
-  else python benchmarks/quality_table.py "$OUT"; fi
+  if [ -n "$OTHER" ] && [ -d "$OTHER" ]; then python benchmarks/quality_table.py "$OUT" --name "$NAME" --other-rows "$OTHER"
+  else python benchmarks/quality_table.py "$OUT" --name "$NAME"; fi
 }
 
 one() {  # seed task:rows methods...
@@ -45,7 +47,7 @@ one() {  # seed task:rows methods...
 }
 
 if [ "$JOBS" -gt 1 ]; then
-  export -f one; export OUT SET; mkdir -p "$OUT/logs"
+  export -f one; export OUT SET NAME; mkdir -p "$OUT/logs"
   for seed in $SEEDS; do for spec in $SPECS; do for method in $METHODS; do echo "$seed $spec $method"; done; done; done \
     | xargs -P "$JOBS" -L 1 bash -c 'one "$@" > "$OUT/logs/$1-${2%%:*}-$3.log" 2>&1 || echo "failed: $*" >&2' _
   table
