@@ -19,7 +19,7 @@
 # the record pools devices (each result.json says which).
 # The record (runs/quality, quality_results.*) ran with the checkpoint's dropout (0.1), the default until 2026-11-28;
 # today's default is off (benchmarks/dropout_results.md). Record v3, today's defaults, beside it (quality_v3_results.*):
-#   SET= OTHER= OUT=runs/quality-v3 NAME=quality_v3 METHODS="lora sora" bash benchmarks/quality.sh
+#   SET= OTHER= OUT=runs/quality-v3 NAME=quality_v3 AGAINST=runs/quality METHODS="lora sora" bash benchmarks/quality.sh
 # Until 2026-11-28 the record capped SST-2 at 20,000 training rows (SPECS="sst2:20000 ...", the minimum, for
 # time). Those 20 runs moved to runs/quality-sst2-20k; they are shown beside the record (OTHER), not pooled into it:
 #   python benchmarks/quality_table.py runs/quality --other-rows runs/quality-sst2-20k
@@ -33,9 +33,13 @@ OTHER=${OTHER-runs/quality-sst2-20k}        # runs on other rows, shown beside t
 SET=${SET-"model_dropout=none"}             # the record's dropout, pinned (SET="": today's defaults, a fresh OUT)
 NAME=${NAME:-quality}                       # the tables: benchmarks/$NAME_results.csv and .md
 
-table() {  # the record's tables, and OTHER's runs beside them if that folder is there
-  if [ -n "$OTHER" ] && [ -d "$OTHER" ]; then python benchmarks/quality_table.py "$OUT" --name "$NAME" --other-rows "$OTHER"
-  else python benchmarks/quality_table.py "$OUT" --name "$NAME"; fi
+AGAINST=${AGAINST:-}                        # another record to compare with, paired by seed (runs/quality)
+
+table() {  # the record's tables, OTHER's runs beside them if that folder is there, and AGAINST's difference
+  local args=(--name "$NAME")
+  if [ -n "$OTHER" ] && [ -d "$OTHER" ]; then args+=(--other-rows "$OTHER"); fi
+  if [ -n "$AGAINST" ]; then args+=(--against "$AGAINST"); fi
+  python benchmarks/quality_table.py "$OUT" "${args[@]}"
 }
 
 one() {  # seed task:rows methods...

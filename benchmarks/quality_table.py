@@ -7,10 +7,11 @@ literature's DeBERTaV3-base rows, one source per table).
 
     python benchmarks/quality_table.py runs/quality
     python benchmarks/quality_table.py runs/quality --other-rows runs/quality-sst2-20k
-    python benchmarks/quality_table.py runs/quality-v3 --name quality_v3   # quality_v3_results.{csv,md}
+    python benchmarks/quality_table.py runs/quality-v3 --name quality_v3 --against runs/quality
 
 ``--name`` picks the files' stem (``quality``: the record; another stem keeps a second record, say one made with
 newer defaults, beside it); a hand-written ``<name>_reading.md`` beside them is appended to the Markdown.
+``--against`` adds this record minus another one, paired by seed (the same recipe under another default, say).
 ``--other-rows`` adds a section for runs of a task on another number of training rows than the record's (SST-2 on
 20,000 rows or on all 67,349, the recipe's default): shown beside the record, never pooled into it.
 """
@@ -139,8 +140,9 @@ def other_rows(extra: list[dict], data: list[dict]) -> list[str]:
 def dropout(data: list[dict]) -> str:
     """The pretrained model's dropout in these runs, in words (``GlueConfig.model_dropout``; None: the checkpoint's)."""
     said = {None: "the checkpoint's own, 0.1", 0.0: "off"}
-    return ", ".join(f"{said.get(v, v)} ({sum(d['dropout'] == v for d in data)} runs)"
-                     for v in sorted({d["dropout"] for d in data}, key=lambda v: -1 if v is None else v))
+    count = {v: sum(d["dropout"] == v for d in data) for v in {d["dropout"] for d in data}}
+    return ", ".join(f"{said.get(v, v)} ({n} run{'s' * (n != 1)})"
+                     for v, n in sorted(count.items(), key=lambda kv: -1 if kv[0] is None else kv[0]))
 
 
 def where_pairs_ran(data: list[dict]) -> str:
@@ -152,7 +154,29 @@ def where_pairs_ran(data: list[dict]) -> str:
     return "LoRA and SoRA ran on more than one device (below); a pair may not share its device."
 
 
-def markdown(data: list[dict], extra: list[dict] | None = None, name: str = "quality") -> str:
+def against(data: list[dict], other: list[dict], other_root: str) -> list[str]:
+    """This record minus another (say, the same recipe with another default), paired by seed per task and method."""
+    by, them = by_seed(data), by_seed(other)
+    out = [f"## Against `{other_root}` (paired by seed: these runs minus those; their dropout: {dropout(other)})", "",
+           "| task | method | seeds | these runs | those runs, same seeds | difference (95%) |",
+           "|---|---|---|---:|---:|---|"]
+    for t in TASKS:
+        for m in METHODS:
+            mine, theirs = by.get((t, m), {}), them.get((t, m), {})
+            seeds = sorted(set(mine) & set(theirs))
+            if not seeds:
+                continue
+            a, b = ({s: runs[s]["score"] for s in seeds} for runs in (mine, theirs))
+            p = paired(a, b)
+            out.append(f"| {t} | {m} | {', '.join(map(str, seeds))} | {mean_std(list(a.values()))} | "
+                       f"{mean_std(list(b.values()))} | "
+                       + (f"{p.mean:+.2f} [{p.low:+.2f}, {p.high:+.2f}]" if p else
+                          f"{statistics.mean(a.values()) - statistics.mean(b.values()):+.2f} (one seed)") + " |")
+    return out + [""]
+
+
+def markdown(data: list[dict], extra: list[dict] | None = None, name: str = "quality",
+             other: tuple[str, list[dict]] | None = None) -> str:
     by = by_seed(data)
     tasks = [t for t in TASKS if any(k[0] == t for k in by)]
     methods = [m for m in METHODS if any(k[1] == m for k in by)]
@@ -228,6 +252,8 @@ def markdown(data: list[dict], extra: list[dict] | None = None, name: str = "qua
                            + " |")
     if extra:
         out += ["", *other_rows(extra, data)]
+    if other:
+        out += ["", *against(data, other[1], other[0])]
     reading = HERE / f"{name}_reading.md"  # the hand-written reading of the numbers so far, kept beside them
     if reading.is_file():
         out += ["", reading.read_text(encoding="utf-8").strip()]
@@ -280,20 +306,23 @@ def sora_bar(by: dict, tasks: list[str]) -> list[str]:
             f"| {sora:.2f} | {lora:.2f} | {sora - lora:+.2f} | {share:.1%} | {'yes' if holds else '**no**'} |", ""]
 
 
-def main(root: str, extra_root: str | None = None, name: str = "quality") -> None:
+def main(root: str, extra_root: str | None = None, name: str = "quality", against_root: str | None = None) -> None:
     data = rows(Path(root))
     if not data:
         raise SystemExit(f"no result.json under {root}; run benchmarks/quality.sh first")
     extra = rows(Path(extra_root)) if extra_root else None
     if extra_root and not extra:
         raise SystemExit(f"--other-rows {extra_root}: no result.json there; give the --output-dir of those runs")
+    other = (against_root, rows(Path(against_root))) if against_root else None
+    if other and not other[1]:
+        raise SystemExit(f"--against {against_root}: no result.json there; give another record's --output-dir")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(data)
     csv_path, md_path = HERE / f"{name}_results.csv", HERE / f"{name}_results.md"
     write_atomic(csv_path, buf.getvalue())
-    write_atomic(md_path, markdown(data, extra, name))
+    write_atomic(md_path, markdown(data, extra, name, other))
     print(f"{len(data)} runs -> {csv_path}, {md_path}")
 
 
@@ -311,7 +340,9 @@ if __name__ == "__main__":
                                          "record (runs/quality-sst2-20k)")
     ap.add_argument("--name", default="quality", help="the files' stem: benchmarks/<name>_results.csv and .md "
                                                      "(default quality, the record; quality_v3 for today's defaults)")
+    ap.add_argument("--against", help="another record's --output-dir: this one minus that one, paired by seed "
+                                      "(runs/quality beside runs/quality-v3)")
     a = ap.parse_args()
     if not a.name.replace("_", "").isalnum():
         ap.error(f"--name {a.name!r}: use letters, digits and '_' only (a file stem, like quality_v3)")
-    main(a.root, a.other_rows, a.name)
+    main(a.root, a.other_rows, a.name, a.against)
