@@ -12,9 +12,16 @@ The rule, fixed before the first result came in: dropout off becomes the recipe'
 tasks of (off - checkpoint) is -0.5 points or better, and no task's 95% interval lies wholly below 0. Seed 7's runs
 with the checkpoint's dropout are the recipe search's runs of the chosen settings (their result.json copied here).
 
+SST-2 on all its rows (``--tasks sst2-all``, added after record v3): that record found dropout off 1.61 points below
+the checkpoint's for LoRA on SST-2's dev set with all 67,349 training rows, where this check had used 20,000. Those
+dev numbers decide nothing; this held-out run does, by a rule fixed before its first result: SST-2's recipe keeps
+the checkpoint's dropout if, over seeds 7, 8 and 9, the mean of (off - checkpoint) is below -0.5 or its 95%
+interval lies wholly below 0; otherwise off stays SST-2's default too. About 65 minutes on 2 CPU cores.
+
 Resumable (each run's result.json is reused), about an hour on 2 CPU cores:
 
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py          # writes runs/dropout/
+    SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py --tasks sst2-all
     python benchmarks/dropout.py --table       # the table in benchmarks/dropout_results.md
 """
 
@@ -28,10 +35,16 @@ from pathlib import Path
 from soralab.experiments.stats import paired
 from soralab.experiments.train import run_glue
 
-TASKS = {"mrpc": {}, "stsb": {}, "rte": {}, "sst2": {"max_train_samples": 20_000}}  # as benchmarks/recipes.py
+TASKS = {"mrpc": {}, "stsb": {}, "rte": {}, "sst2": {"max_train_samples": 20_000},  # as benchmarks/recipes.py
+         "sst2-all": {}}  # SST-2 on all its training rows (less the held-out slice), as the quality record
+CHECK = ("mrpc", "stsb", "rte", "sst2")  # the check behind the default (sst2-all came later, on its own rule)
 METRIC = {"mrpc": "f1", "stsb": "pearson", "rte": "accuracy", "sst2": "accuracy"}
 SEEDS = (7, 8, 9)  # not the record's seeds (0, 21, 42, 81, 100)
 SETTINGS = {"checkpoint (0.1)": None, "off (0.0)": 0.0}  # model_dropout (None: the checkpoint's)
+
+
+def glue_task(label: str) -> str:
+    return label.split("-")[0]
 
 
 def folder(root: Path, task: str, dropout: float | None, seed: int) -> Path:
@@ -42,8 +55,8 @@ def search(root: Path, tasks: list[str], seeds: list[int]) -> None:
     for seed in seeds:
         for task in tasks:
             for name, dropout in SETTINGS.items():
-                run_glue(task, "lora", split_protocol="holdout", seed=seed, model_dropout=dropout, progress=False,
-                         output_dir=folder(root, task, dropout, seed), **TASKS[task])
+                run_glue(glue_task(task), "lora", split_protocol="holdout", seed=seed, model_dropout=dropout,
+                         progress=False, output_dir=folder(root, task, dropout, seed), **TASKS[task])
                 print(f"{task} seed {seed} dropout {name}: done", flush=True)
 
 
@@ -52,7 +65,7 @@ def load(root: Path, task: str, dropout: float | None, seed: int) -> dict | None
     if not path.is_file():
         return None
     r = json.loads(path.read_text())
-    scores = [100 * h[f"eval_validation_{METRIC[task]}"] for h in r["history"]]
+    scores = [100 * h[f"eval_validation_{METRIC[glue_task(task)]}"] for h in r["history"]]
     return {"best": max(scores), "train_s": r["timings"]["train"], "wall_s": r["wall_time_s"]}
 
 
@@ -73,7 +86,7 @@ def table(root: Path) -> str:
         ratio = {k: statistics.mean(pairs[s][1][k] / pairs[s][0][k] for s in pairs) for k in ("train_s", "wall_s")}
         cells = [f"{statistics.mean(v.values()):.2f}" + (f" ± {statistics.stdev(v.values()):.2f}" if len(v) > 1 else "")
                  for v in (on, off)]
-        lines.append(f"| {task} ({METRIC[task]}) | {', '.join(map(str, pairs))} | {cells[0]} | {cells[1]} | "
+        lines.append(f"| {task} ({METRIC[glue_task(task)]}) | {', '.join(map(str, pairs))} | {cells[0]} | {cells[1]} | "
                      f"{interval} | {ratio['train_s']:.2f} | {ratio['wall_s']:.2f} |")
     return "\n".join(lines)
 
@@ -81,7 +94,8 @@ def table(root: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", type=Path, default=Path("runs/dropout"))
-    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ap.add_argument("--tasks", nargs="+", default=list(CHECK), choices=list(TASKS),
+                    help="default: the four of the check; sst2-all: SST-2 on all its rows")
     ap.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     ap.add_argument("--table", action="store_true", help="print the table from finished runs, train nothing")
     a = ap.parse_args()
