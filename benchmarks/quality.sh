@@ -32,7 +32,6 @@ SPECS=${SPECS:-"sst2: stsb: mrpc: rte:"}   # task:rows, rows empty for the whole
 OTHER=${OTHER-runs/quality-sst2-20k}        # runs on other rows, shown beside the record (OTHER="": none)
 SET=${SET-"model_dropout=none"}             # the record's dropout, pinned (SET="": today's defaults, a fresh OUT)
 NAME=${NAME:-quality}                       # the tables: benchmarks/$NAME_results.csv and .md
-
 AGAINST=${AGAINST:-}                        # another record to compare with, paired by seed (runs/quality)
 
 table() {  # the record's tables, OTHER's runs beside them if that folder is there, and AGAINST's difference
@@ -51,7 +50,7 @@ one() {  # seed task:rows methods...
 }
 
 if [ "$JOBS" -gt 1 ]; then
-  export -f one; export OUT SET NAME; mkdir -p "$OUT/logs"
+  export -f one; export OUT SET; mkdir -p "$OUT/logs"
   for seed in $SEEDS; do for spec in $SPECS; do for method in $METHODS; do echo "$seed $spec $method"; done; done; done \
     | xargs -P "$JOBS" -L 1 bash -c 'one "$@" > "$OUT/logs/$1-${2%%:*}-$3.log" 2>&1 || echo "failed: $*" >&2' _
   table

@@ -26,7 +26,6 @@ from collections import defaultdict
 from pathlib import Path
 
 from soralab.experiments import glue, metrics
-from soralab.experiments.run_config import ADDED_LATER
 from soralab.experiments.stats import paired
 from soralab.experiments.sweep import collect
 
@@ -56,7 +55,7 @@ def rows(root: Path) -> list[dict]:
                     "trainable_params": r.trainable_params, "wall_time_s": round(r.wall_time_s, 1),
                     # not CSV columns: the Markdown shows them
                     "ranks_kept": kept, "device": device(r),
-                    "dropout": c.get("model_dropout", ADDED_LATER["model_dropout"]),
+                    "dropout": c["model_dropout"],  # from_json fills it for runs saved before the option
                     "rows": "all" if c["max_train_samples"] is None else f"{c['max_train_samples']:,}"})
     return sorted(out, key=lambda d: (TASKS.index(d["task"]) if d["task"] in TASKS else 99, d["method"], d["seed"]))
 
