@@ -3,8 +3,8 @@
 On this 2-core CPU the pretrained model's own dropout (0.1 on hidden states, attention probabilities and the
 classifier input) takes about a fifth of a LoRA training step: drawing the random masks is slow here, and SDPA
 attention with dropout cannot use its fused kernel. ``model_dropout=0.0`` switches it off. This script measures what
-that does to the score and to the whole run's time, paired by seed, with LoRA and the recipe on each task's held-out
-split (``split_protocol="holdout"``: the split depends on the seed; the GLUE dev set is never loaded).
+that does to the score and to the whole run's time, paired by seed, with the recipe on each task's held-out split
+(``split_protocol="holdout"``: the split depends on the seed; the GLUE dev set is never loaded).
 
 ``model_dropout=0.0`` is the default since this check (2026-11-28); the checkpoint's dropout is ``model_dropout=None``.
 
@@ -18,22 +18,32 @@ dev numbers decide nothing; this held-out run does, by a rule fixed before its f
 the checkpoint's dropout if, over seeds 7, 8 and 9, the mean of (off - checkpoint) is below -0.5 or its 95%
 interval lies wholly below 0; otherwise off stays SST-2's default too. About 65 minutes on 2 CPU cores.
 
-Resumable (each run's result.json is reused), about an hour on 2 CPU cores:
+SoRA (``--method sora``, added 2026-11-28 before its first result): the check above ran LoRA only, and SoRA shares
+the default. The same four tasks, seeds and rule, with SoRA and its recipe: SoRA keeps dropout off if the mean over
+the four tasks of (off - checkpoint) is -0.5 or better and no task's 95% interval lies wholly below 0; otherwise
+SoRA's recipe gets the checkpoint's dropout.
+
+Each finished run's numbers are also kept in ``benchmarks/dropout_runs.csv`` (committed; ``runs/`` is not), so the
+table can be rebuilt on a fresh clone. Resumable (each run's result.json is reused), about an hour per method:
 
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py          # writes runs/dropout/
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py --tasks sst2-all
-    python benchmarks/dropout.py --table       # the table in benchmarks/dropout_results.md
+    SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py --method sora
+    python benchmarks/dropout.py --table [--method sora]   # the tables in benchmarks/dropout_results.md
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import statistics
 from pathlib import Path
 
 from soralab.experiments.stats import paired
 from soralab.experiments.train import run_glue
+from soralab.files import atomic_write_text
 
 TASKS = {"mrpc": {}, "stsb": {}, "rte": {}, "sst2": {"max_train_samples": 20_000},  # as benchmarks/recipes.py
          "sst2-all": {}}  # SST-2 on all its training rows (less the held-out slice), as the quality record
@@ -41,41 +51,86 @@ CHECK = ("mrpc", "stsb", "rte", "sst2")  # the check behind the default (sst2-al
 METRIC = {"mrpc": "f1", "stsb": "pearson", "rte": "accuracy", "sst2": "accuracy"}
 SEEDS = (7, 8, 9)  # not the record's seeds (0, 21, 42, 81, 100)
 SETTINGS = {"checkpoint (0.1)": None, "off (0.0)": 0.0}  # model_dropout (None: the checkpoint's)
+METHODS = ("lora", "sora")
+KEPT = Path(__file__).resolve().parent / "dropout_runs.csv"  # every finished run's numbers, committed
+COLUMNS = ["method", "task", "seed", "model_dropout", "best", "train_s", "wall_s"]
 
 
 def glue_task(label: str) -> str:
     return label.split("-")[0]
 
 
-def folder(root: Path, task: str, dropout: float | None, seed: int) -> Path:
-    return root / task / f"model_dropout={'checkpoint' if dropout is None else f'{dropout:g}'}" / f"seed{seed}"
+def folder(root: Path, method: str, task: str, dropout: float | None, seed: int) -> Path:
+    """LoRA's runs at ``root/<task>/...`` (where the first check put them), another method's under ``root/<method>``."""
+    base = root if method == "lora" else root / method
+    return base / task / f"model_dropout={'checkpoint' if dropout is None else f'{dropout:g}'}" / f"seed{seed}"
 
 
-def search(root: Path, tasks: list[str], seeds: list[int]) -> None:
+def key(method: str, task: str, dropout: float | None, seed: int) -> tuple[str, str, str, int]:
+    return method, task, "checkpoint" if dropout is None else f"{dropout:g}", seed
+
+
+def kept() -> dict[tuple, dict]:
+    """The committed numbers of finished runs, by (method, task, model_dropout, seed)."""
+    if not KEPT.is_file():
+        return {}
+    out = {}
+    for r in csv.DictReader(KEPT.read_text(encoding="utf-8").splitlines()):
+        out[(r["method"], r["task"], r["model_dropout"], int(r["seed"]))] = {
+            k: float(r[k]) for k in ("best", "train_s", "wall_s")}
+    return out
+
+
+def record(root: Path, method: str) -> None:
+    """Add every finished run of ``method`` under ``root`` to the committed numbers (a run's result.json wins)."""
+    rows = kept()
+    for task in TASKS:
+        for dropout in SETTINGS.values():
+            for seed in SEEDS:
+                if (got := load(root, method, task, dropout, seed)) is not None:
+                    rows[key(method, task, dropout, seed)] = got
+    keep(rows)
+
+
+def keep(rows: dict[tuple, dict]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for k in sorted(rows):
+        w.writerow([*k[:3], k[3], *(f"{rows[k][c]:.4f}" if c == "best" else f"{rows[k][c]:.1f}"
+                                    for c in ("best", "train_s", "wall_s"))])
+    atomic_write_text(KEPT, buf.getvalue())
+
+
+def search(root: Path, method: str, tasks: list[str], seeds: list[int]) -> None:
     for seed in seeds:
         for task in tasks:
             for name, dropout in SETTINGS.items():
-                run_glue(glue_task(task), "lora", split_protocol="holdout", seed=seed, model_dropout=dropout,
-                         progress=False, output_dir=folder(root, task, dropout, seed), **TASKS[task])
-                print(f"{task} seed {seed} dropout {name}: done", flush=True)
+                out = folder(root, method, task, dropout, seed)
+                run_glue(glue_task(task), method, split_protocol="holdout", seed=seed, model_dropout=dropout,
+                         progress=False, output_dir=out, **TASKS[task])
+                record(root, method)
+                print(f"{method} {task} seed {seed} dropout {name}: done", flush=True)
 
 
-def load(root: Path, task: str, dropout: float | None, seed: int) -> dict | None:
-    path = folder(root, task, dropout, seed) / "result.json"
+def load(root: Path, method: str, task: str, dropout: float | None, seed: int,
+         committed: dict[tuple, dict] | None = None) -> dict | None:
+    """A run's best held-out score and times: from its result.json, else from the committed numbers."""
+    path = folder(root, method, task, dropout, seed) / "result.json"
     if not path.is_file():
-        return None
+        return (committed or {}).get(key(method, task, dropout, seed))
     r = json.loads(path.read_text())
     scores = [100 * h[f"eval_validation_{METRIC[glue_task(task)]}"] for h in r["history"]]
     return {"best": max(scores), "train_s": r["timings"]["train"], "wall_s": r["wall_time_s"]}
 
 
-def table(root: Path) -> str:
-    names = list(SETTINGS)
-    lines = ["| task (held-out metric) | seeds | " + " | ".join(f"dropout {n}" for n in names)
+def table(root: Path, method: str = "lora") -> str:
+    committed = kept()
+    lines = [f"| task (held-out metric), {method} | seeds | " + " | ".join(f"dropout {n}" for n in SETTINGS)
              + " | off - checkpoint, paired (95%) | train time off / checkpoint | whole run off / checkpoint |",
              "|---|---|---:|---:|---|---:|---:|"]
     for task in TASKS:
-        runs = {s: [load(root, task, d, s) for d in SETTINGS.values()] for s in SEEDS}
+        runs = {s: [load(root, method, task, d, s, committed) for d in SETTINGS.values()] for s in SEEDS}
         pairs = {s: r for s, r in runs.items() if all(r)}
         if not pairs:
             continue
@@ -94,14 +149,17 @@ def table(root: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", type=Path, default=Path("runs/dropout"))
+    ap.add_argument("--method", default="lora", choices=METHODS, help="the adapter checked (default lora)")
     ap.add_argument("--tasks", nargs="+", default=list(CHECK), choices=list(TASKS),
                     help="default: the four of the check; sst2-all: SST-2 on all its rows")
     ap.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
-    ap.add_argument("--table", action="store_true", help="print the table from finished runs, train nothing")
+    ap.add_argument("--table", action="store_true", help="print the table from finished runs (and add their numbers "
+                                                         "to dropout_runs.csv), train nothing")
     a = ap.parse_args()
     if not a.table:
-        search(a.root, a.tasks, a.seeds)
-    print(table(a.root))
+        search(a.root, a.method, a.tasks, a.seeds)
+    record(a.root, a.method)
+    print(table(a.root, a.method))
 
 
 if __name__ == "__main__":
