@@ -19,7 +19,11 @@
 # the record pools devices (each result.json says which).
 # The record (runs/quality, quality_results.*) ran with the checkpoint's dropout (0.1), the default until 2026-11-28;
 # today's default is off (benchmarks/dropout_results.md). Record v3, today's defaults, beside it (quality_v3_results.*):
-#   SET= OTHER= OUT=runs/quality-v3 NAME=quality_v3 AGAINST=runs/quality METHODS="lora sora" bash benchmarks/quality.sh
+#   SET= OTHER= OUT=runs/quality-v3 NAME=quality_v3 AGAINST=benchmarks/quality_results.csv METHODS="lora sora" \
+#     bash benchmarks/quality.sh
+# Every finished run's result.json is kept in benchmarks/records/$NAME/ (committed; runs/ is not) and copied back into
+# OUT before the sweep, so a fresh clone resumes a record instead of training it again. Records whose runs predate
+# that (v2, and v3's seeds 0, 21 and 42) keep only their CSV and Markdown.
 # Until 2026-11-28 the record capped SST-2 at 20,000 training rows (SPECS="sst2:20000 ...", the issue's minimum, for
 # time). Those 20 runs moved to runs/quality-sst2-20k; they are shown beside the record (OTHER), not pooled into it:
 #   python benchmarks/quality_table.py runs/quality --other-rows runs/quality-sst2-20k
@@ -32,7 +36,7 @@ SPECS=${SPECS:-"sst2: stsb: mrpc: rte:"}   # task:rows, rows empty for the whole
 OTHER=${OTHER-runs/quality-sst2-20k}        # runs on other rows, shown beside the record (OTHER="": none)
 SET=${SET-"model_dropout=none"}             # the record's dropout, pinned (SET="": today's defaults, a fresh OUT)
 NAME=${NAME:-quality}                       # the tables: benchmarks/$NAME_results.csv and .md
-AGAINST=${AGAINST:-}                        # another record to compare with, paired by seed (runs/quality)
+AGAINST=${AGAINST:-}                        # another record, paired by seed (its runs or its _results.csv)
 
 table() {  # the record's tables, OTHER's runs beside them if that folder is there, and AGAINST's difference
   local args=(--name "$NAME")
@@ -49,6 +53,7 @@ one() {  # seed task:rows methods...
   soralab sweep --tasks "$task" --methods "$@" --seeds "$seed" --output-dir "$OUT" ${opts[@]:+--set "${opts[@]}"}
 }
 
+python benchmarks/quality_table.py "$OUT" --name "$NAME" --restore   # the committed runs: reused, not retrained
 if [ "$JOBS" -gt 1 ]; then
   export -f one; export OUT SET; mkdir -p "$OUT/logs"
   for seed in $SEEDS; do for spec in $SPECS; do for method in $METHODS; do echo "$seed $spec $method"; done; done; done \

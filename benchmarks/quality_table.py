@@ -14,6 +14,12 @@ newer defaults, beside it); a hand-written ``<name>_reading.md`` beside them is 
 ``--against`` adds this record minus another one, paired by seed (the same recipe under another default, say).
 ``--other-rows`` adds a section for runs of a task on another number of training rows than the record's (SST-2 on
 20,000 rows or on all 67,349, the recipe's default): shown beside the record, never pooled into it.
+
+``runs/`` is not committed and does not survive a fresh clone, so every table run first copies each ``result.json``
+under the root into ``benchmarks/records/<name>/`` (committed, same relative paths, no weights) and reads the runs
+from there. ``--restore`` copies them back into the root, where they are missing, so that ``quality.sh`` reuses them
+instead of training them again. ``--against`` also takes another record's committed CSV (``quality_results.csv``)
+when its runs are gone.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from soralab.experiments import glue, metrics
+from soralab.experiments.run_config import RESULT_NAME
 from soralab.experiments.stats import paired
 from soralab.experiments.sweep import collect
+from soralab.files import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "soralab" / "data"
@@ -58,6 +66,40 @@ def rows(root: Path) -> list[dict]:
                     "dropout": c["model_dropout"],  # from_json fills it for runs saved before the option
                     "rows": "all" if c["max_train_samples"] is None else f"{c['max_train_samples']:,}"})
     return sorted(out, key=lambda d: (TASKS.index(d["task"]) if d["task"] in TASKS else 99, d["method"], d["seed"]))
+
+
+def mirror(src: Path, dst: Path, overwrite: bool) -> int:
+    """Copy every result.json under ``src`` to the same relative path under ``dst`` (only where missing unless
+    ``overwrite``); returns how many were written."""
+    n = 0
+    for p in sorted(src.rglob(RESULT_NAME)):
+        dest = dst / p.relative_to(src)
+        text = p.read_text(encoding="utf-8")
+        if not dest.is_file() or (overwrite and dest.read_text(encoding="utf-8") != text):
+            atomic_write_text(dest, text)
+            n += 1
+    return n
+
+
+def missing(committed: Path, data: list[dict]) -> list[tuple[str, str, int]]:
+    """(task, method, seed) of the rows in a committed CSV that ``data`` lacks: a table must not silently drop them."""
+    if not committed.is_file():
+        return []
+    have = {(d["task"], d["method"], d["seed"]) for d in data}
+    return [k for r in csv.DictReader(committed.read_text(encoding="utf-8").splitlines())
+            if (k := (r["task"], r["method"], int(r["seed"]))) not in have]
+
+
+def from_csv(path: Path) -> list[dict]:
+    """Another record's committed CSV as rows (its dropout, device and rows are not in it)."""
+    if not path.is_file():
+        raise SystemExit(f"--against {path}: no such file; give a record's folder of runs or its _results.csv")
+    out = []
+    for r in csv.DictReader(path.read_text(encoding="utf-8").splitlines()):
+        if set(COLUMNS) - set(r):
+            raise SystemExit(f"--against {path}: not a record's CSV (columns {', '.join(COLUMNS)})")
+        out.append({**r, "seed": int(r["seed"]), "score": float(r["score"]), "dropout": "not in the CSV"})
+    return out
 
 
 def device(result) -> str:
@@ -140,8 +182,10 @@ def dropout(data: list[dict]) -> str:
     """The pretrained model's dropout in these runs, in words (``GlueConfig.model_dropout``; None: the checkpoint's)."""
     said = {None: "the checkpoint's own, 0.1", 0.0: "off"}
     count = {v: sum(d["dropout"] == v for d in data) for v in {d["dropout"] for d in data}}
-    return ", ".join(f"{said.get(v, v)} ({n} run{'s' * (n != 1)})"
-                     for v, n in sorted(count.items(), key=lambda kv: -1 if kv[0] is None else kv[0]))
+    def rank(v):  # the checkpoint's first, then by value; words (a CSV's "not in the CSV") last
+        return -1.0 if v is None else 99.0 if isinstance(v, str) else v
+    return ", ".join(f"{said.get(v, v)} ({n} run{'s' * (n != 1)})" for v, n in sorted(count.items(),
+                                                                                     key=lambda kv: rank(kv[0])))
 
 
 def where_pairs_ran(data: list[dict]) -> str:
@@ -306,30 +350,35 @@ def sora_bar(by: dict, tasks: list[str]) -> list[str]:
 
 
 def main(root: str, extra_root: str | None = None, name: str = "quality", against_root: str | None = None) -> None:
-    data = rows(Path(root))
+    keep = HERE / "records" / name
+    mirror(Path(root), keep, overwrite=True)  # the runs outlive runs/ (committed)
+    data = rows(keep)
     if not data:
-        raise SystemExit(f"no result.json under {root}; run benchmarks/quality.sh first")
+        raise SystemExit(f"no result.json under {root} or {keep}; run benchmarks/quality.sh first")
+    lost = missing(HERE / f"{name}_results.csv", data)
+    if lost:
+        raise SystemExit(f"{name}_results.csv holds {len(lost)} run(s) whose result.json is neither under {root} nor "
+                         f"in {keep} (made before runs were kept there), e.g. {' '.join(map(str, lost[0]))}; the "
+                         "table would drop them. Rerun them into the root first (quality.sh with their SEEDS "
+                         "reproduces them), or write a new record with another --name")
     extra = rows(Path(extra_root)) if extra_root else None
     if extra_root and not extra:
         raise SystemExit(f"--other-rows {extra_root}: no result.json there; give the --output-dir of those runs")
-    other = (against_root, rows(Path(against_root))) if against_root else None
+    if against_root and Path(against_root).suffix == ".csv":
+        other = (against_root, from_csv(Path(against_root)))
+    else:
+        other = (against_root, rows(Path(against_root))) if against_root else None
     if other and not other[1]:
-        raise SystemExit(f"--against {against_root}: no result.json there; give another record's --output-dir")
+        raise SystemExit(f"--against {against_root}: no result.json there; give another record's --output-dir "
+                         "or its committed _results.csv")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(data)
     csv_path, md_path = HERE / f"{name}_results.csv", HERE / f"{name}_results.md"
-    write_atomic(csv_path, buf.getvalue())
-    write_atomic(md_path, markdown(data, extra, name, other, root))
+    atomic_write_text(csv_path, buf.getvalue())  # beside, then renamed: never half-written
+    atomic_write_text(md_path, markdown(data, extra, name, other, root))
     print(f"{len(data)} runs -> {csv_path}, {md_path}")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write beside, then rename: a table is never left half-written."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 if __name__ == "__main__":
@@ -339,9 +388,14 @@ if __name__ == "__main__":
                                          "record (runs/quality-sst2-20k)")
     ap.add_argument("--name", default="quality", help="the files' stem: benchmarks/<name>_results.csv and .md "
                                                      "(default quality, the record; quality_v3 for today's defaults)")
-    ap.add_argument("--against", help="another record's --output-dir: this one minus that one, paired by seed "
-                                      "(runs/quality beside runs/quality-v3)")
+    ap.add_argument("--against", help="another record's --output-dir or committed CSV: this one minus that one, "
+                                      "paired by seed (runs/quality or benchmarks/quality_results.csv)")
+    ap.add_argument("--restore", action="store_true", help="copy the committed runs (benchmarks/records/<name>) back "
+                                                           "into the root where missing, write no table")
     a = ap.parse_args()
     if not a.name.replace("_", "").isalnum():
         ap.error(f"--name {a.name!r}: use letters, digits and '_' only (a file stem, like quality_v3)")
-    main(a.root, a.other_rows, a.name, a.against)
+    if a.restore:
+        print(f"{mirror(HERE / 'records' / a.name, Path(a.root), overwrite=False)} runs restored into {a.root}")
+    else:
+        main(a.root, a.other_rows, a.name, a.against)

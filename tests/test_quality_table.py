@@ -1,6 +1,7 @@
 """benchmarks/quality_table.py keeps a second record (say, one made with newer defaults) beside the first: its tables go
 to their own files, and the Markdown says which dropout the runs had and whether each SoRA-minus-LoRA pair shared a
-device. Synthetic rows stand in for saved runs; the GLUE data is not needed."""
+device. Its runs are kept in committed records that outlive runs/, and a table never drops a committed row whose run
+is gone. Synthetic rows stand in for saved runs; the GLUE data is not needed."""
 
 import importlib.util
 from pathlib import Path
@@ -30,7 +31,7 @@ def row(method, seed, score, device="CPU, fp32", dropout=0.0):
 def test_a_named_record_writes_its_own_files_and_says_its_dropout(table, tmp_path, monkeypatch):
     data = [row(m, s, 80.0 + s + (m == "sora")) for m in ("lora", "sora") for s in (0, 21, 42)]
     monkeypatch.setattr(table, "rows", lambda root: data)
-    table.main("runs/quality-v3", name="quality_v3")
+    table.main(str(tmp_path / "no-runs-here"), name="quality_v3")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quality_v3_results.csv", "quality_v3_results.md"]
     text = (tmp_path / "quality_v3_results.md").read_text()
     assert text.startswith("# Quality record v3")
@@ -52,3 +53,47 @@ def test_against_another_record_pairs_by_seed_and_skips_unshared_seeds(table):
     text = "\n".join(table.against(mine, theirs, "runs/quality"))
     assert "their dropout: the checkpoint's own, 0.1 (3 runs)" in text
     assert "| mrpc | lora | 0, 21 | 90.50 ± 14.85 | 89.50 ± 14.85 | +1.00 [+1.00, +1.00] |" in text
+
+
+def test_runs_are_kept_in_the_committed_records_and_restored_where_missing(table, tmp_path, monkeypatch):
+    root = tmp_path / "runs" / "quality-v3"
+    run = root / "mrpc" / "lora" / "default" / "seed0" / "result.json"
+    run.parent.mkdir(parents=True)
+    run.write_text('{"score": 1}')
+    (run.parent / "adapter.safetensors").write_bytes(b"weights")  # not a result: never copied
+    seen = []
+    monkeypatch.setattr(table, "rows", lambda where: seen.append(where) or [row("lora", 0, 80.0)])
+    table.main(str(root), name="quality_v3")
+    keep = tmp_path / "records" / "quality_v3"
+    assert seen == [keep]  # the table reads the committed copy, not runs/
+    assert [p.relative_to(keep).as_posix() for p in keep.rglob("*") if p.is_file()] == \
+        ["mrpc/lora/default/seed0/result.json"]
+    run.write_text('{"score": 2}')  # a rerun replaces its kept copy
+    assert table.mirror(root, keep, overwrite=True) == 1
+    assert (keep / "mrpc/lora/default/seed0/result.json").read_text() == '{"score": 2}'
+    fresh = tmp_path / "fresh-clone-runs"
+    assert table.mirror(keep, fresh, overwrite=False) == 1  # --restore: back where a sweep reuses it
+    assert table.mirror(keep, fresh, overwrite=False) == 0  # and never over a run that is there
+
+
+def test_against_a_committed_csv_when_the_other_runs_are_gone(table, tmp_path):
+    other = tmp_path / "quality_results.csv"
+    other.write_text("task,method,seed,metric,score,params_after_prune,trainable_params,wall_time_s\n"
+                     "mrpc,lora,0,f1,79.0,100,100,1.0\nmrpc,lora,21,f1,100.0,100,100,1.0\n")
+    text = "\n".join(table.against([row("lora", s, 80.0 + s) for s in (0, 21)], table.from_csv(other), str(other)))
+    assert "their dropout: not in the CSV (2 runs)" in text
+    assert "| mrpc | lora | 0, 21 | 90.50 ± 14.85 | 89.50 ± 14.85 | +1.00 [+1.00, +1.00] |" in text
+    bad = tmp_path / "bad.csv"
+    bad.write_text("task,score\nmrpc,1\n")
+    with pytest.raises(SystemExit, match="not a record's CSV"):
+        table.from_csv(bad)
+
+
+def test_a_table_never_drops_committed_rows_whose_runs_are_gone(table, tmp_path, monkeypatch):
+    (tmp_path / "quality_v3_results.csv").write_text(
+        "task,method,seed,metric,score,params_after_prune,trainable_params,wall_time_s\n"
+        "mrpc,lora,0,f1,87.0,100,100,1.0\nmrpc,lora,81,f1,86.0,100,100,1.0\n")
+    monkeypatch.setattr(table, "rows", lambda where: [row("lora", 81, 86.0)])  # seed 0's result.json is gone
+    with pytest.raises(SystemExit, match=r"holds 1 run\(s\) .* e\.g\. mrpc lora 0; the table would drop them"):
+        table.main(str(tmp_path / "no-runs-here"), name="quality_v3")
+    assert "mrpc,lora,0" in (tmp_path / "quality_v3_results.csv").read_text()  # untouched
