@@ -97,8 +97,9 @@ def keep(rows: dict[tuple, dict]) -> None:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)
     for k in sorted(rows):
-        w.writerow([*k[:3], k[3], *(f"{rows[k][c]:.4f}" if c == "best" else f"{rows[k][c]:.1f}"
-                                    for c in ("best", "train_s", "wall_s"))])
+        method, task, dropout, seed = k
+        w.writerow([method, task, seed, dropout, *(f"{rows[k][c]:.4f}" if c == "best" else f"{rows[k][c]:.1f}"
+                                                   for c in ("best", "train_s", "wall_s"))])
     atomic_write_text(KEPT, buf.getvalue())
 
 
