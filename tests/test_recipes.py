@@ -73,6 +73,18 @@ def test_precision_is_detected_not_assumed(monkeypatch):
     assert GlueConfig(task="rte", method="lora", precision="fp32").precision == "fp32"
 
 
+def test_bf16_on_a_cpu_trains_on_sdpa_math_kernel_and_fp32_keeps_the_fused_one():
+    fused = torch.backends.cuda.flash_sdp_enabled()  # the flag SDPA's CPU flash-attention kernel obeys too
+    with hardware.attention_kernel("bf16", "cpu"):
+        assert not torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.math_sdp_enabled()
+        q = torch.randn(2, 4, 8, 16)
+        math = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    assert torch.backends.cuda.flash_sdp_enabled() == fused  # restored on leaving
+    assert torch.allclose(math, torch.nn.functional.scaled_dot_product_attention(q, q, q), atol=1e-5)  # same maths
+    with hardware.attention_kernel("fp32", "cpu"):
+        assert torch.backends.cuda.flash_sdp_enabled() == fused
+
+
 def test_holdout_protocol_splits_train_and_drops_dev(tmp_path):
     write_glue_fixture(tmp_path, "rte", n_train=40, n_dev=12)
     full = glue.load_glue("rte", tmp_path)

@@ -4,13 +4,21 @@
 CPU with AMX tiles. A CPU with AVX512-BF16 alone is not enough: on this project's 2-core Xeon (AVX512-BF16, no AMX
 visible to torch) a MiniLM+LoRA train step under bf16 autocast took 1.85x the fp32 time (batch 32, 32-128 tokens;
 ``benchmarks/speed_results.md``), so ``auto`` stays fp32 there. ``precision="bf16"`` or ``"fp32"`` forces either.
+
+``attention_kernel``: in bf16 on a CPU, attention runs on SDPA's math kernel (plain matrix products, which AMX
+speeds up) instead of its fused CPU flash-attention kernel. On a 2-core AMX Xeon (torch 2.13) a MiniLM+LoRA train
+step in bf16 with the model's dropout off took 718 ms with the fused kernel and 440 ms with the math one (batch 32 x
+80 tokens; ``benchmarks/speed_results.md``). With dropout on, SDPA already takes the math path; fp32 keeps the fused
+kernel, which was faster there (719 vs 772 ms). The kernels compute the same attention.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -55,3 +63,11 @@ def environment(device: str = "auto") -> dict[str, str]:
         where = f"cuda: {torch.cuda.get_device_name()}"
     return {"soralab": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
             "python": platform.python_version(), "device": where}
+
+
+def attention_kernel(precision: str, device: str = "auto") -> contextlib.AbstractContextManager:
+    """The context to train and evaluate in: SDPA's math kernel for bf16 on a CPU (see the module's docstring),
+    else no change."""
+    if precision == "bf16" and use_cpu(device):
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()

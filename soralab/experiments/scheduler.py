@@ -19,6 +19,7 @@ from torch import nn
 
 from ..files import atomic_write_text
 from ..prune import gate_report
+from .hardware import attention_kernel
 from .results import dumps
 from .train import GlueConfig, make_trainer, setup
 
@@ -103,9 +104,10 @@ def sparsify(task: str, *, xi_start: float, xi_end: float, n_stages: int, schedu
         epochs = (dense_epochs or config.num_train_epochs) if i == 0 else epochs_per_stage
         trainer = make_trainer(p, xi=xi, epochs=epochs, output_dir=None, progress=progress, eval_splits=splits,
                                evaluate=False)
-        trainer.train()
-        scores = {name: trainer.evaluate(eval_dataset=ds, metric_key_prefix=name)[f"{name}_{metric}"]
-                  for name, ds in splits.items()}
+        with attention_kernel(config.precision, config.device):  # bf16 on a CPU: SDPA's math kernel
+            trainer.train()
+            scores = {name: trainer.evaluate(eval_dataset=ds, metric_key_prefix=name)[f"{name}_{metric}"]
+                      for name, ds in splits.items()}
         report = gate_report(p.model)
         stage = Stage(i, xi, report.params_after_prune, report.active_rank, scores["memorization"],
                       scores["validation"])

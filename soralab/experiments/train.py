@@ -33,7 +33,7 @@ from ..optim import ProximalAdamW, param_groups
 from ..prune import params_after_prune, prune
 from . import glue, metrics, sparsity
 from .callbacks import AdaLoraCallback, GateStatsCallback, KeepCallback
-from .hardware import environment, use_cpu
+from .hardware import attention_kernel, environment, use_cpu
 from .methods import active_ranks, prepare
 from .models import HEADS, TARGETS, load_classifier, model_family, set_dropout
 from .results import CorruptResultError, dumps, select_best
@@ -215,9 +215,10 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     trainer = make_trainer(p, xi=config.xi or 0.0, keep=config.keep, epochs=config.num_train_epochs,
                            output_dir=output_dir, progress=progress, callbacks=[gates])
     t0 = time.perf_counter()
-    trainer.train()
-    if trainer.state.global_step % trainer.args.eval_steps:  # make sure the final model is evaluated
-        trainer.evaluate()
+    with attention_kernel(config.precision, config.device):  # bf16 on a CPU: SDPA's math kernel (hardware.py)
+        trainer.train()
+        if trainer.state.global_step % trainer.args.eval_steps:  # make sure the final model is evaluated
+            trainer.evaluate()
     evaluating = sum(v for e in trainer.state.log_history for k, v in e.items() if k.endswith("_runtime")
                      and k.startswith("eval_"))
     timings = {**p.timings, "train": time.perf_counter() - t0 - evaluating, "evaluate": evaluating}
