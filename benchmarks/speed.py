@@ -14,8 +14,9 @@ activation memory an adapter adds) plus trainable parameters, gradients and Adam
 
 CPU precision and the whole ``run_glue`` path (``--cpu-precision``): the same small MRPC run (640 training
 pairs, one epoch, the whole dev set evaluated once) in fp32, bf16 autocast, fp32 on one thread, fp32 with
-``torch.compile`` (all four with the checkpoint's dropout) and fp32 with the model's own dropout off
-(``model_dropout=0.0``, the default since 2026-11-28), each in a fresh process,
+``torch.compile`` (all four with the checkpoint's dropout), and fp32 and bf16 with the model's own dropout off
+(``model_dropout=0.0``, the default since 2026-11-28; bf16 is ``auto``'s choice on a CPU with AMX), each in a fresh
+process,
 interleaved over ``--rounds`` rounds; it reports each part of the run (loading, tokenization, training, evaluation)
 and its ratio to fp32, plus tokenization with and without soralab's own dataset fingerprint. Needs
 ``SORALAB_GLUE_DIR``; about 12 minutes on 2 cores; run it alone.
@@ -27,11 +28,16 @@ bf16: whether this CPU multiplies bf16 faster at all, before any framework overh
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/speed.py --cpu-precision
     python benchmarks/speed.py --matmul
     python benchmarks/speed.py --dropout --batch 32 --seq 80
+    python benchmarks/speed.py --attention --batch 32 --seq 80 --reps 6
+
+``--attention`` times a train step in fp32 and bf16, dropout on and off, with SDPA's fused CPU kernel allowed and
+with its math kernel forced: why bf16 on a CPU trains on the math kernel (about 3 minutes).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -216,6 +222,42 @@ def dropout_cost(batch: int, seq: int, reps: int) -> None:
           f"(3 profiled steps, dropout at 0.1)")
 
 
+def attention_cost(batch: int, seq: int, reps: int) -> None:
+    """Train-step time in fp32 and bf16 autocast, the model's dropout at 0.1 and off, with SDPA free to pick its
+    fused CPU kernel and held to its math kernel (``soralab.experiments.hardware.attention_kernel``); interleaved."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+    base, tokenizer = load_classifier("minilm", num_labels=2)
+    model, opt = build("soralab-lora", base, 8)
+    model.train()
+    ids = torch.randint(1000, tokenizer.vocab_size, (batch, seq))
+    data = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.randint(0, 2, (batch,))}
+    drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    settings = [(prec, p, kernel) for prec in ("fp32", "bf16") for p in (0.1, 0.0) for kernel in ("fused", "math")]
+
+    def step(prec, p, kernel):
+        for m in drops:
+            m.p = p
+        with (sdpa_kernel(SDPBackend.MATH) if kernel == "math" else contextlib.nullcontext()), \
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=prec == "bf16"):
+            return train_step(model, opt, data, "cpu")
+
+    times = {s: [] for s in settings}
+    for s in settings:  # warm-up
+        step(*s)
+    for _ in range(reps):
+        for s in settings:
+            times[s].append(step(*s))
+    first = statistics.median(times[settings[0]])
+    print(f"MiniLM + soralab LoRA r=8, batch {batch} x {seq} tokens, median of {reps} interleaved steps, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, AMX {torch.cpu._is_amx_tile_supported()}")
+    print("| precision | model dropout | SDPA kernel | median step (ms) | step / first row |\n|---|---:|---|---:|---:|")
+    for (prec, p, kernel), ts in times.items():
+        print(f"| {prec} | {p:g} | {kernel if p == 0 or kernel == 'math' else 'fused allowed (dropout: math)'} | "
+              f"{1e3 * statistics.median(ts):.0f} | {statistics.median(ts) / first:.2f} |")
+
+
 def cpu_precision(rounds: int) -> None:
     runs = {name: [] for name in WHOLE_RUN}
     for _ in range(rounds):
@@ -253,6 +295,8 @@ def main() -> None:
     ap.add_argument("--matmul", action="store_true", help="time bare fp32 and bf16 matrix products of MiniLM's shapes")
     ap.add_argument("--dropout", action="store_true", help="train-step time with the model's own dropout on / off "
                     "(uses --batch, --seq, --reps)")
+    ap.add_argument("--attention", action="store_true", help="train-step time per precision, model dropout and SDPA "
+                    "kernel (fused or math; uses --batch, --seq, --reps)")
     ap.add_argument("--one-run", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one_run:
@@ -263,6 +307,8 @@ def main() -> None:
         return matmul_cost()
     if args.dropout:
         return dropout_cost(args.batch, args.seq, args.reps)
+    if args.attention:
+        return attention_cost(args.batch, args.seq, args.reps)
 
     torch.manual_seed(0)
     base, tokenizer = load_classifier("minilm", num_labels=2)

@@ -26,6 +26,18 @@ def tiny(tmp_path_factory):
             "gpt2": save_tiny_checkpoint(root / "gpt2", arch="gpt2")}
 
 
+def test_a_model_trained_in_bf16_answers_in_fp32_afterwards(tiny):
+    """The Trainer's bf16 autocast (accelerate wraps the model's forward) ends with training: afterwards the model's
+    call is its own fp32 forward, so pruning and merging stay exact to float error on a CPU with AMX or a GPU."""
+    res = run_glue("sst2", "lora", model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1,
+                   precision="bf16", **FAST)
+    model = res.model.eval()
+    ids = torch.randint(5, 100, (4, 12))
+    with torch.no_grad():
+        called, own = model(input_ids=ids).logits, type(model).forward(model, input_ids=ids).logits
+    assert torch.equal(called, own)  # under autocast the call would round through bf16
+
+
 @pytest.mark.parametrize("method", ["full", "bitfit", "lora", "peft-lora", "adalora", "sora", "nola"])
 def test_every_method_trains_and_reports(method, tiny, tmp_path):
     strength = {"xi": 300.0} if method == "sora" else {}  # a constant xi, not the recipe's keep

@@ -21,7 +21,7 @@ from ..files import atomic_write_text
 from ..prune import gate_report
 from .hardware import attention_kernel
 from .results import dumps
-from .train import GlueConfig, make_trainer, setup
+from .train import GlueConfig, make_trainer, release, setup
 
 SPARSIFY_NAME = "sparsify.json"
 
@@ -108,6 +108,7 @@ def sparsify(task: str, *, xi_start: float, xi_end: float, n_stages: int, schedu
             trainer.train()
             scores = {name: trainer.evaluate(eval_dataset=ds, metric_key_prefix=name)[f"{name}_{metric}"]
                       for name, ds in splits.items()}
+        release(trainer)  # the model answers in fp32 again between stages and after them
         report = gate_report(p.model)
         stage = Stage(i, xi, report.params_after_prune, report.active_rank, scores["memorization"],
                       scores["validation"])

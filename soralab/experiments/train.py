@@ -198,6 +198,13 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
     return trainer
 
 
+def release(trainer) -> None:
+    """Take off the autocast wrapper that accelerate puts on the ``forward`` of a ``transformers.Trainer``'s model when
+    it trains in bf16 or fp16. Left on, every later call of the trained model would still run in that precision,
+    outside any Trainer (pruning and merging would then differ by bf16 rounding instead of float error)."""
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+
+
 def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None = None, progress: bool = True,
              save_model: bool = False, **kwargs) -> GlueResult:
     """Fine-tune ``method`` on GLUE ``task`` and evaluate every epoch. See ``GlueConfig`` for the options."""
@@ -219,6 +226,7 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
         trainer.train()
         if trainer.state.global_step % trainer.args.eval_steps:  # make sure the final model is evaluated
             trainer.evaluate()
+    release(trainer)
     evaluating = sum(v for e in trainer.state.log_history for k, v in e.items() if k.endswith("_runtime")
                      and k.startswith("eval_"))
     timings = {**p.timings, "train": time.perf_counter() - t0 - evaluating, "evaluate": evaluating}
