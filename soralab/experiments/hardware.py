@@ -7,9 +7,10 @@ visible to torch) a MiniLM+LoRA train step under bf16 autocast took 1.85x the fp
 
 ``attention_kernel``: in bf16 on a CPU, attention runs on SDPA's math kernel (plain matrix products, which AMX
 speeds up) instead of its fused CPU flash-attention kernel. On a 2-core AMX Xeon (torch 2.13) a MiniLM+LoRA train
-step in bf16 with the model's dropout off took 718 ms with the fused kernel and 440 ms with the math one (batch 32 x
-80 tokens; ``benchmarks/speed_results.md``). With dropout on, SDPA already takes the math path; fp32 keeps the fused
-kernel, which was faster there (719 vs 772 ms). The kernels compute the same attention.
+step in bf16 with the model's dropout off took 954 ms with the fused kernel and 542 ms with the math one (batch 32 x
+80 tokens; ``python benchmarks/speed.py --attention``, ``benchmarks/speed_results.md``). With dropout on, SDPA
+already takes the math path; fp32 keeps the fused kernel, which was faster there (774 vs 849 ms). The kernels
+compute the same attention.
 """
 
 from __future__ import annotations
