@@ -157,9 +157,10 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="print the table from finished runs (and add their numbers "
                                                          "to dropout_runs.csv), train nothing")
     a = ap.parse_args()
-    if not a.table:
+    if a.table:
+        record(a.root, a.method)  # search records after every run
+    else:
         search(a.root, a.method, a.tasks, a.seeds)
-    record(a.root, a.method)
     print(table(a.root, a.method))
 
 
