@@ -3,6 +3,8 @@ PY ?= python
 PROFILE ?= classroom
 # pytest-xdist workers for `make test` (JOBS=0: in one process); each gets cores / JOBS threads (tests/conftest.py)
 JOBS ?= 2
+# notebooks run at once by `make notebooks` (each with cores / NB_JOBS threads); 1 keeps each notebook's runtime its own
+NB_JOBS ?= 1
 
 .PHONY: install test lint notebooks bench quality clean
 
@@ -18,7 +20,7 @@ lint:
 	$(PY) -m ruff check soralab tests benchmarks
 
 notebooks:  ## the notebook suite with papermill in $(PROFILE) (smoke | classroom | paper)
-	SORALAB_PROFILE=$(PROFILE) $(PY) -m soralab.cli notebooks --profile $(PROFILE)
+	SORALAB_PROFILE=$(PROFILE) $(PY) -m soralab.cli notebooks --profile $(PROFILE) --jobs $(NB_JOBS)
 
 bench:  ## train-step speed: PEFT LoRA vs soralab LoRA vs SoRA
 	$(PY) benchmarks/speed.py

@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: runs/notebooks/<profile>)")
     nb.add_argument("--notebooks-dir", default=None, help="the clone's notebooks/ folder (default: ./notebooks, "
                     "else the clone of an editable install; a wheel install must name it)")
+    nb.add_argument("--jobs", type=int, default=1, help="notebooks run at once, each in its own process with "
+                    "cores / jobs threads (default: 1; on 2 cores, 2 finishes the classroom suite sooner)")
     args = parser.parse_args(argv)
     if args.command == "notebooks":
         from .teaching.profiles import profile
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
         name = profile(args.profile).name
         out = args.output_dir or f"runs/notebooks/{name}"
-        rows = run_suite(name, out, args.only, args.notebooks_dir)
+        rows = run_suite(name, out, args.only, args.notebooks_dir, jobs=args.jobs)
         return 0 if suite_ok(rows, name, out) else 1
     if args.command == "quickstart":
         return quickstart(args)

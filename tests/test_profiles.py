@@ -56,6 +56,28 @@ def test_suite_runs_notebooks_and_summarises(tmp_path):
         run_suite("smoke", tmp_path / "out3", only=["99"], notebooks_dir=books)
 
 
+def test_suite_runs_notebooks_side_by_side(tmp_path):
+    """jobs=2: each notebook in its own process, its kernel told to use cores // 2 threads; the summary keeps the
+    notebooks' order and each notebook's own numbers and claims, as one at a time would."""
+    from soralab.teaching.suite import cores
+
+    books = tmp_path / "books"
+    books.mkdir()
+    for i in (1, 2, 3):
+        write_notebook(books / f"0{i}_nb.ipynb", "import os\nfrom soralab.teaching.profiles import record\n"
+                                                 "from soralab.teaching.claims import check\n"
+                                                 f"record(i={i}, threads=os.environ.get('OMP_NUM_THREADS'))\n"
+                                                 f"check('notebook {i} ran', True, {{'i': {i}}})")
+    rows = run_suite("smoke", tmp_path / "out", notebooks_dir=books, jobs=2)
+    threads = str(max(1, cores() // 2))
+    assert [(r["notebook"], r["status"], r["numbers"], r["claims"]) for r in rows] == [
+        (f"0{i}_nb.ipynb", "ok", {"i": i, "threads": threads}, 1) for i in (1, 2, 3)]
+    claims = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert [c["claim"] for c in claims] == ["notebook 1 ran", "notebook 2 ran", "notebook 3 ran"]
+    with pytest.raises(UsageError, match="jobs must be a whole number >= 1"):
+        run_suite("smoke", tmp_path / "out2", notebooks_dir=books, jobs=0)
+
+
 def test_cli_rejects_unknown_profile(capsys):
     assert cli_main(["notebooks", "--profile", "huge"]) == 2  # a user's mistake: one line, no traceback
     assert capsys.readouterr().err.startswith("soralab: error: unknown profile 'huge'")

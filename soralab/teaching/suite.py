@@ -2,6 +2,7 @@
 
     soralab notebooks --profile classroom            # every notebook, executed copies in runs/notebooks/classroom/
     soralab notebooks --profile smoke --only 00 02   # the ones whose names start with 00 or 02
+    soralab notebooks --jobs 2                       # two at a time, one core each (CI's way on 2 cores)
 
 Per notebook the summary holds status, runtime and the key numbers the notebook ``record()``-ed; every claim the
 notebooks ``check()``-ed goes to ``claims.json`` and ``claims.md`` (``soralab.teaching.claims``). ``suite_ok`` says
@@ -11,11 +12,13 @@ whether the suite passed: every notebook ran, and in the classroom and paper pro
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from ..errors import MissingFileError
+from ..errors import MissingFileError, UsageError
 from ..files import atomic_write_text
 from .claims import CLAIMS_ENV, failed_taught, read_claims, write_claims
 from .profiles import PROFILE_ENV, SUMMARY_ENV, profile
@@ -37,11 +40,51 @@ def notebooks_folder(notebooks_dir: str | Path | None = None) -> Path:
                            "a clone's root or pass --notebooks-dir path/to/soralab/notebooks")
 
 
-def run_suite(profile_name: str, output_dir: str | Path | None = None, only: list[str] | None = None,
-              notebooks_dir: str | Path | None = None) -> list[dict]:
+def _run_one(book: Path, out: Path, profile_name: str, threads: int | None = None) -> tuple[dict, list[dict]]:
+    """Execute one notebook with papermill (its kernel sees the profile, where to record, and ``threads`` as
+    OMP_NUM_THREADS when given); its summary row and the claims it checked."""
     import papermill as pm
 
+    numbers, checked = out / f"{book.stem}.numbers.json", out / f"{book.stem}.claims.json"
+    numbers.unlink(missing_ok=True)
+    checked.unlink(missing_ok=True)
+    env = {PROFILE_ENV: profile_name, SUMMARY_ENV: str(numbers.resolve()), CLAIMS_ENV: str(checked.resolve())}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    env_before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel papermill starts inherits this process's environment
+    start, status = time.perf_counter(), "ok"
+    try:
+        pm.execute_notebook(str(book), str(out / book.name), cwd=str(book.parent), progress_bar=False,
+                            kernel_name="python3")
+    except Exception as e:  # papermill raises on the first failing cell; the executed copy shows where
+        status = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''}"
+    finally:
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    mine = read_claims(checked, book.name, profile_name)
+    row = {"notebook": book.name, "status": status, "runtime_s": round(time.perf_counter() - start, 1),
+           "numbers": json.loads(numbers.read_text()) if numbers.is_file() else {},
+           "claims": len(mine), "claims_failed": sum(not c["holds"] for c in mine)}
+    print(f"{row['notebook']}: {row['status']} in {row['runtime_s']} s  {row['numbers']}", flush=True)
+    return row, mine
+
+
+def cores() -> int:
+    """The CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run_suite(profile_name: str, output_dir: str | Path | None = None, only: list[str] | None = None,
+              notebooks_dir: str | Path | None = None, jobs: int = 1) -> list[dict]:
+    """Execute the notebooks, ``jobs`` at a time (jobs > 1: each in its own process, with cores // jobs threads;
+    a notebook's runtime is then its time beside the others), and write the summary and the claims."""
     profile(profile_name)  # validates the name
+    if not isinstance(jobs, int) or jobs < 1:
+        raise UsageError(f"jobs must be a whole number >= 1 (notebooks run at once), got {jobs!r}")
     notebooks_dir = notebooks_folder(notebooks_dir)
     books = sorted(Path(notebooks_dir).glob("[0-9]*.ipynb"))
     if only:
@@ -50,33 +93,15 @@ def run_suite(profile_name: str, output_dir: str | Path | None = None, only: lis
         raise MissingFileError(f"no notebooks matching {only or '*'} in {notebooks_dir}")
     out = Path(output_dir or f"runs/notebooks/{profile_name}")
     out.mkdir(parents=True, exist_ok=True)
-    rows, claims = [], []
-    for book in books:
-        numbers, checked = out / f"{book.stem}.numbers.json", out / f"{book.stem}.claims.json"
-        numbers.unlink(missing_ok=True)
-        checked.unlink(missing_ok=True)
-        env_before = {k: os.environ.get(k) for k in (PROFILE_ENV, SUMMARY_ENV, CLAIMS_ENV)}
-        os.environ[PROFILE_ENV], os.environ[SUMMARY_ENV] = profile_name, str(numbers.resolve())
-        os.environ[CLAIMS_ENV] = str(checked.resolve())
-        start, status = time.perf_counter(), "ok"
-        try:
-            pm.execute_notebook(str(book), str(out / book.name), cwd=str(book.parent), progress_bar=False,
-                                kernel_name="python3")
-        except Exception as e:  # papermill raises on the first failing cell; the executed copy shows where
-            status = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''}"
-        finally:
-            for k, v in env_before.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        mine = read_claims(checked, book.name, profile_name)
-        claims += mine
-        row = {"notebook": book.name, "status": status, "runtime_s": round(time.perf_counter() - start, 1),
-               "numbers": json.loads(numbers.read_text()) if numbers.is_file() else {},
-               "claims": len(mine), "claims_failed": sum(not c["holds"] for c in mine)}
-        rows.append(row)
-        print(f"{row['notebook']}: {row['status']} in {row['runtime_s']} s  {row['numbers']}", flush=True)
+    if jobs == 1:
+        done = [_run_one(book, out, profile_name) for book in books]
+    else:  # spawned workers: each sets its kernel's environment in its own process
+        threads = max(1, cores() // jobs)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(pool.map(_run_one, books, [out] * len(books), [profile_name] * len(books),
+                                 [threads] * len(books)))
+    rows = [row for row, _ in done]
+    claims = [c for _, mine in done for c in mine]
     atomic_write_text(out / "summary.json", json.dumps(rows, indent=2))
     write_claims(claims, out)
     lines = ["| notebook | status | runtime (s) | claims (failed) | key numbers |", "|---|---|---:|---:|---|"]
