@@ -21,7 +21,8 @@ interval lies wholly below 0; otherwise off stays SST-2's default too. About 65 
 SoRA (``--method sora``, added 2026-11-28 before its first result): the check above ran LoRA only, and SoRA shares
 the default. The same four tasks, seeds and rule, with SoRA and its recipe: SoRA keeps dropout off if the mean over
 the four tasks of (off - checkpoint) is -0.5 or better and no task's 95% interval lies wholly below 0; otherwise
-SoRA's recipe gets the checkpoint's dropout.
+SoRA's recipe gets the checkpoint's dropout. Result (2026-11-28, dropout_results.md): mean +0.72, no interval
+below 0, so off stays SoRA's default.
 
 Each finished run's numbers are also kept in ``benchmarks/dropout_runs.csv`` (committed; ``runs/`` is not), so the
 table can be rebuilt on a fresh clone. Resumable (each run's result.json is reused), about an hour per method:
