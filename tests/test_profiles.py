@@ -57,25 +57,34 @@ def test_suite_runs_notebooks_and_summarises(tmp_path):
 
 
 def test_suite_runs_notebooks_side_by_side(tmp_path):
-    """jobs=2: each notebook in its own process, its kernel told to use cores // 2 threads; the summary keeps the
-    notebooks' order and each notebook's own numbers and claims, as one at a time would."""
+    """jobs=2: each notebook in its own process, its kernel told to use cores // 2 threads, the longest declared
+    runtime started first (one that declares none counts as longest); the summary keeps the notebooks' order and
+    each notebook's own numbers and claims, as one at a time would."""
     from soralab.teaching.suite import cores
 
     books = tmp_path / "books"
     books.mkdir()
+    declared = {1: {"smoke": 1, "classroom": 500}, 2: {"smoke": 5}, 3: None}  # start order: 3, 2, then 1
     for i in (1, 2, 3):
-        write_notebook(books / f"0{i}_nb.ipynb", "import os\nfrom soralab.teaching.profiles import record\n"
+        write_notebook(books / f"0{i}_nb.ipynb", "import os, time\nfrom soralab.teaching.profiles import record\n"
                                                  "from soralab.teaching.claims import check\n"
-                                                 f"record(i={i}, threads=os.environ.get('OMP_NUM_THREADS'))\n"
-                                                 f"check('notebook {i} ran', True, {{'i': {i}}})")
+                                                 f"record(i={i}, threads=os.environ.get('OMP_NUM_THREADS'), "
+                                                 "started=time.time())\n"
+                                                 f"check('notebook {i} ran', True, {{'i': {i}}})", declared[i])
     rows = run_suite("smoke", tmp_path / "out", notebooks_dir=books, jobs=2)
     threads = str(max(1, cores() // 2))
+    started = {r["notebook"]: r["numbers"].pop("started") for r in rows}
     assert [(r["notebook"], r["status"], r["numbers"], r["claims"]) for r in rows] == [
         (f"0{i}_nb.ipynb", "ok", {"i": i, "threads": threads}, 1) for i in (1, 2, 3)]
+    assert started["01_nb.ipynb"] > max(started["02_nb.ipynb"], started["03_nb.ipynb"])  # waited for a free worker
     claims = json.loads((tmp_path / "out" / "claims.json").read_text())
     assert [c["claim"] for c in claims] == ["notebook 1 ran", "notebook 2 ran", "notebook 3 ran"]
     with pytest.raises(UsageError, match="jobs must be a whole number >= 1"):
         run_suite("smoke", tmp_path / "out2", notebooks_dir=books, jobs=0)
+    write_notebook(books / "04_nb.ipynb", "pass", {"smoke": "fast"})
+    with pytest.raises(UsageError, match=r"04_nb.ipynb: metadata soralab.runtime_s.smoke must be seconds .*'fast'"):
+        run_suite("smoke", tmp_path / "out3", notebooks_dir=books, jobs=2)
+    assert not (tmp_path / "out3").exists()  # refused before anything was written
 
 
 def test_cli_rejects_unknown_profile(capsys):

@@ -35,6 +35,19 @@ def test_notebooks_are_committed_without_outputs():
                 assert not cell.get("outputs") and cell.get("execution_count") is None, f"{nb_path.name}: strip outputs"
 
 
+def test_readme_runtimes_are_the_ones_the_notebooks_declare():
+    """Each notebook declares its smoke and classroom runtimes in its metadata (the suite starts the longest first
+    with --jobs > 1); the README's notebook table shows the same seconds."""
+    rows = {m[1]: (m[2], m[3]) for m in re.finditer(r"^\| (\d\d) \| .*\| (\d+) s \| (\d+) s \|$",
+                                                    (ROOT / "README.md").read_text(), re.M)}
+    books = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    assert books and sorted(rows) == [b.name[:2] for b in books], "one README table row per notebook"
+    for b in books:
+        declared = json.loads(b.read_text())["metadata"]["soralab"]["runtime_s"]
+        smoke, classroom = (int(x) for x in rows[b.name[:2]])
+        assert (smoke, classroom) == (declared["smoke"], declared["classroom"]), b.name
+
+
 def _relative_imports(path: Path) -> set[str]:
     """Every module a file imports relatively, as a dotted name inside soralab (function-level imports too)."""
     import ast

@@ -4,6 +4,10 @@
     soralab notebooks --profile smoke --only 00 02   # the ones whose names start with 00 or 02
     soralab notebooks --jobs 2                       # two at a time, one core each (CI's way on 2 cores)
 
+With jobs > 1 the notebooks start longest first, by the runtime each declares for the profile in its metadata
+(``"soralab": {"runtime_s": {"classroom": 167}}``, seconds alone on the dev machine), so the last one to finish is a
+short one; the summary keeps the notebooks' order.
+
 Per notebook the summary holds status, runtime and the key numbers the notebook ``record()``-ed; every claim the
 notebooks ``check()``-ed goes to ``claims.json`` and ``claims.md`` (``soralab.teaching.claims``). ``suite_ok`` says
 whether the suite passed: every notebook ran, and in the classroom and paper profiles every taught claim held.
@@ -12,6 +16,7 @@ whether the suite passed: every notebook ran, and in the classroom and paper pro
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import time
@@ -73,6 +78,19 @@ def _run_one(book: Path, out: Path, profile_name: str, threads: int | None = Non
     return row, mine
 
 
+def declared_runtime(book: Path, profile_name: str) -> float:
+    """The runtime (s) a notebook declares for a profile in its metadata, ``soralab.runtime_s``; infinite when it
+    declares none, so that a notebook nobody has timed yet starts first rather than last."""
+    meta = json.loads(Path(book).read_text(encoding="utf-8")).get("metadata", {})
+    seconds = meta.get("soralab", {}).get("runtime_s", {}).get(profile_name)
+    if seconds is None:
+        return math.inf
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise UsageError(f"{Path(book).name}: metadata soralab.runtime_s.{profile_name} must be seconds (a number "
+                         f">= 0), got {seconds!r}")
+    return float(seconds)
+
+
 def cores() -> int:
     """The CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -91,6 +109,8 @@ def run_suite(profile_name: str, output_dir: str | Path | None = None, only: lis
         books = [b for b in books if any(b.name.startswith(o) for o in only)]
     if not books:
         raise MissingFileError(f"no notebooks matching {only or '*'} in {notebooks_dir}")
+    # with jobs > 1, longest first: the pool hands the next notebook in this order to whichever worker is free
+    start_order = sorted(books, key=lambda b: -declared_runtime(b, profile_name))
     out = Path(output_dir or f"runs/notebooks/{profile_name}")
     out.mkdir(parents=True, exist_ok=True)
     if jobs == 1:
@@ -98,8 +118,9 @@ def run_suite(profile_name: str, output_dir: str | Path | None = None, only: lis
     else:  # spawned workers: each sets its kernel's environment in its own process
         threads = max(1, cores() // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            done = list(pool.map(_run_one, books, [out] * len(books), [profile_name] * len(books),
-                                 [threads] * len(books)))
+            ran = dict(zip(start_order, pool.map(_run_one, start_order, [out] * len(books),
+                                                 [profile_name] * len(books), [threads] * len(books)), strict=True))
+        done = [ran[book] for book in books]
     rows = [row for row, _ in done]
     claims = [c for _, mine in done for c in mine]
     atomic_write_text(out / "summary.json", json.dumps(rows, indent=2))
