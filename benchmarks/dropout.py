@@ -24,12 +24,18 @@ the four tasks of (off - checkpoint) is -0.5 or better and no task's 95% interva
 SoRA's recipe gets the checkpoint's dropout. Result (2026-11-28, dropout_results.md): mean +0.72, no interval
 below 0, so off stays SoRA's default.
 
+AdaLoRA and BitFit (``--method adalora`` / ``--method bitfit``, added 2026-11-28 before any of their runs): they
+share the default too. The same four tasks, seeds and rule, each method with its own recipe: it keeps dropout off if
+the mean over the four tasks of (off - checkpoint) is -0.5 or better and no task's 95% interval lies wholly below 0;
+otherwise the method should get the checkpoint's dropout (today ``model_dropout`` is one default for every method,
+so that would add it to the recipe table). About 90 minutes per method on 2 CPU cores.
+
 Each finished run's numbers are also kept in ``benchmarks/dropout_runs.csv`` (committed; ``runs/`` is not), so the
 table can be rebuilt on a fresh clone. Resumable (each run's result.json is reused), about an hour per method:
 
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py          # writes runs/dropout/
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py --tasks sst2-all
-    SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py --method sora
+    SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py --method sora      # or adalora, bitfit
     python benchmarks/dropout.py --table [--method sora]   # the tables in benchmarks/dropout_results.md
 """
 
@@ -52,7 +58,7 @@ CHECK = ("mrpc", "stsb", "rte", "sst2")  # the check behind the default (sst2-al
 METRIC = {"mrpc": "f1", "stsb": "pearson", "rte": "accuracy", "sst2": "accuracy"}
 SEEDS = (7, 8, 9)  # not the record's seeds (0, 21, 42, 81, 100)
 SETTINGS = {"checkpoint (0.1)": None, "off (0.0)": 0.0}  # model_dropout (None: the checkpoint's)
-METHODS = ("lora", "sora")
+METHODS = ("lora", "sora", "adalora", "bitfit")
 KEPT = Path(__file__).resolve().parent / "dropout_runs.csv"  # every finished run's numbers, committed
 COLUMNS = ["method", "task", "seed", "model_dropout", "best", "train_s", "wall_s"]
 
