@@ -22,8 +22,8 @@
 #   SET= OTHER= OUT=runs/quality-v3 NAME=quality_v3 AGAINST=benchmarks/quality_results.csv METHODS="lora sora" \
 #     bash benchmarks/quality.sh
 # Every finished run's result.json is kept in benchmarks/records/$NAME/ (committed; runs/ is not) and copied back into
-# OUT before the sweep, so a fresh clone resumes a record instead of training it again. Records whose runs predate
-# that (v2, and v3's seeds 0, 21 and 42) keep only their CSV and Markdown.
+# OUT before the sweep, so a fresh clone resumes a record instead of training it again. A record whose runs predate
+# that (v2) keeps only its CSV and Markdown; v3's first three seeds were lost that way and rerun.
 # Until 2026-11-28 the record capped SST-2 at 20,000 training rows (SPECS="sst2:20000 ...", the issue's minimum, for
 # time). Those 20 runs moved to runs/quality-sst2-20k; they are shown beside the record (OTHER), not pooled into it:
 #   python benchmarks/quality_table.py runs/quality --other-rows runs/quality-sst2-20k
