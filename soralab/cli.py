@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     nb.add_argument("--notebooks-dir", default=None, help="the clone's notebooks/ folder (default: ./notebooks, "
                     "else the clone of an editable install; a wheel install must name it)")
     nb.add_argument("--jobs", type=int, default=1, help="notebooks run at once, each in its own process with "
-                    "cores / jobs threads (default: 1; on 2 cores, 2 finishes the classroom suite sooner)")
+                    "cores / jobs threads, the longest first by each notebook's declared runtime (default: 1; "
+                    "on 2 cores, 2 finishes the classroom suite sooner)")
     args = parser.parse_args(argv)
     if args.command == "notebooks":
         from .teaching.profiles import profile

@@ -34,7 +34,8 @@ def test_a_named_record_writes_its_own_files_and_says_its_dropout(table, tmp_pat
     table.main(str(tmp_path / "no-runs-here"), name="quality_v3")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quality_v3_results.csv", "quality_v3_results.md"]
     text = (tmp_path / "quality_v3_results.md").read_text()
-    assert text.startswith("# Quality record v3")
+    assert text.startswith("# Quality record v3 (today's defaults: model dropout off): LoRA and SoRA on one GLUE task "
+                           "(MiniLM)\n")  # the methods and tasks it holds, not the ones it may hold one day
     assert "The pretrained model's dropout: off (6 runs)." in text
     assert "LoRA and SoRA ran on the CPU for every seed" in text
     assert "| mrpc | +1.00 | [+1.00, +1.00] | 3 | 60.0% | 50.0% |" in text
