@@ -28,7 +28,8 @@ AdaLoRA and BitFit (``--method adalora`` / ``--method bitfit``, added 2026-11-28
 share the default too. The same four tasks, seeds and rule, each method with its own recipe: it keeps dropout off if
 the mean over the four tasks of (off - checkpoint) is -0.5 or better and no task's 95% interval lies wholly below 0;
 otherwise the method should get the checkpoint's dropout (today ``model_dropout`` is one default for every method,
-so that would add it to the recipe table). About 90 minutes per method on 2 CPU cores.
+so that would add it to the recipe table). AdaLoRA took about 37 minutes a seed (110 for the check) on 2 CPU
+cores with AMX.
 
 Each finished run's numbers are also kept in ``benchmarks/dropout_runs.csv`` (committed; ``runs/`` is not), so the
 table can be rebuilt on a fresh clone. Resumable (each run's result.json is reused), about an hour per method:
