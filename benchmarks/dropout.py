@@ -32,7 +32,7 @@ so that would add it to the recipe table). AdaLoRA took about 37 minutes a seed 
 cores with AMX.
 
 Each finished run's numbers are also kept in ``benchmarks/dropout_runs.csv`` (committed; ``runs/`` is not), so the
-table can be rebuilt on a fresh clone. Resumable (each run's result.json is reused), about an hour per method:
+table can be rebuilt on a fresh clone. Resumable (each run's result.json is reused), one to two hours per method:
 
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py          # writes runs/dropout/
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py --tasks sst2-all
