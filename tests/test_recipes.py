@@ -33,6 +33,11 @@ def test_method_and_task_layers_apply_in_order(monkeypatch):
     assert recipes.recipe("rte", "full")["learning_rate"] == recipes.BY_METHOD["full"]["learning_rate"]
     assert recipes.recipe("sst2", "lora")["max_seq_length"] == recipes.BY_TASK["sst2"]["max_seq_length"]
     assert recipes.recipe("cola", "lora")["num_train_epochs"] == recipes.BASE["num_train_epochs"]
+    monkeypatch.setitem(recipes.FOUND, ("rte", "adalora"), {"learning_rate": 3e-3})
+    assert recipes.recipe("rte", "adalora")["learning_rate"] == 3e-3  # a method's own found value wins
+    assert recipes.recipe("rte", "peft-lora")["learning_rate"] == 7e-4  # without one, its family's
+    monkeypatch.setitem(recipes.FOUND, ("rte", "bitfit"), {"learning_rate": 4e-3})
+    assert recipes.recipe("rte", "bitfit")["learning_rate"] == 4e-3  # FOUND comes after BY_METHOD
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -77,5 +77,6 @@ def recipe(task: str, method: str) -> dict[str, Any]:
     values = dict(BASE)
     values.update(BY_METHOD.get(method, {}))
     values.update(BY_TASK.get(task, {}))
-    values.update(FOUND.get((task, FAMILY.get(method, method)), {}))
+    # the method's own found values; without them (a task its own search skipped) its family's
+    values.update(FOUND.get((task, method), FOUND.get((task, FAMILY.get(method, method)), {})))
     return values
