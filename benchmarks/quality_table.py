@@ -237,10 +237,11 @@ def markdown(data: list[dict], extra: list[dict] | None = None, name: str = "qua
            f"`{name}_results.csv`. Model: the packaged all-MiniLM-L6-v2 (22.7M parameters). Scores are x100 on the "
            "GLUE dev set (MRPC F1, STS-B Pearson, SST-2 and RTE accuracy), at the best of one evaluation per epoch. "
            "Every training value comes from `soralab.experiments.recipes` (chosen on held-out training data, "
-           "`benchmarks/recipes_results.md`), the same for every method of a task except the learning rates of "
-           "full and BitFit; SoRA keeps 50% of its ranks (the recipe's `keep`) with the recipe's schedule: xi rises "
-           "from 5% of the run, the live share reaches `keep` at 40%, and then the cut is final (xi 0, dead ranks "
-           "held at zero; `keep_schedule_results.md`). " + where_pairs_ran(data), "",
+           "`benchmarks/recipes_results.md`), the same for LoRA and SoRA on a task; full fine-tuning, BitFit and "
+           "(in runs made since 2026-11-29, after record v2) AdaLoRA have learning rates of their own; SoRA keeps "
+           "50% of its ranks (the recipe's `keep`) with the recipe's schedule: xi rises from 5% of the run, the live "
+           "share reaches `keep` at 40%, and then the cut is final (xi 0, dead ranks held at zero; "
+           "`keep_schedule_results.md`). " + where_pairs_ran(data), "",
            f"The pretrained model's dropout: {dropout(data)}.", "",
            f"Runs so far: {len(data)}; seeds present: {', '.join(map(str, seeds))}. Training rows: "
            + ", ".join(f"{t} {'/'.join(sorted({d['rows'] for d in data if d['task'] == t}))}" for t in tasks) + ".", ""]

@@ -1,26 +1,31 @@
 """Recipe search: choose each task's learning rates on held-out *training* data, never on the dev set.
 
 Every run uses ``split_protocol="holdout"``: a seeded 20% slice of the training set (at most 1,000 rows) is the
-validation set, the rest trains, and the GLUE dev set that results report is not loaded. For each task the
-setting of the grid (``SETTINGS``: learning rates of the adapters and of the head) with the best held-out score
-(main metric, best epoch) became ``soralab.experiments.recipes.FOUND[(task, "lora")]``, which SoRA, PEFT LoRA and
-AdaLoRA share; ``--table`` marks the setting FOUND holds. Epochs, batch size, warm-up and sequence length stay at
-the recipe's base values (``soralab.experiments.recipes.BASE`` / ``BY_TASK``). RTE, which learned at no setting of
-the grid, has more runs (``EXTRA``): more epochs, full fine-tuning as a ceiling, and other lengths, batch sizes and
-weight decay. They were a check whether anything learns RTE, and none did; recipes_results.md says why the recipe
-kept the grid's value.
+validation set, the rest trains, and the GLUE dev set that results report is not loaded. For each task the setting
+of the grid (``SETTINGS``: learning rates of the adapters and of the head) with the best held-out score (main
+metric, best epoch) became ``soralab.experiments.recipes.FOUND[(task, "lora")]``, which SoRA and PEFT LoRA share
+(AdaLoRA too, until its own search below); ``--table`` marks the setting FOUND holds. Epochs, batch size, warm-up
+and sequence length stay at the recipe's base values (``soralab.experiments.recipes.BASE`` / ``BY_TASK``). RTE,
+which learned at no setting of the grid, has more runs (``EXTRA``): more epochs, full fine-tuning as a ceiling, and
+other lengths, batch sizes and weight decay. They were a check whether anything learns RTE, and none did;
+recipes_results.md says why the recipe kept the grid's value.
 
 AdaLoRA and BitFit (``--method adalora`` / ``--method bitfit``, added 2026-11-29 before any of their runs): until
-then AdaLoRA took LoRA's values and BitFit lr 5e-3 everywhere, and on held-out data both sat near a constant answer
-on MRPC. Each gets its own learning rate from ``OWN[method]`` (the head at the same rate), plus, for AdaLoRA, the
-LoRA value it had. The rule, fixed before the first run: on MRPC, STS-B and SST-2 the setting with the best held-out
-score (main metric, best epoch, seed 7, as LoRA's) becomes ``FOUND[(task, method)]``; RTE is not searched (nothing
-learned it above, so a search there would pick noise) and keeps what the method had. These runs use the model's
-dropout as it is the default now (off), where LoRA's grid ran with the checkpoint's. A second round (``BEYOND``,
-declared after the first round's results and before its runs) goes one step past the edge of a method's grid
-where its best sat at that edge, and the same rule picks over the whole grid.
+then AdaLoRA took LoRA's values and BitFit lr 5e-3 everywhere, and both sat near a constant answer on MRPC (AdaLoRA
+on held-out slices in dropout_results.md, BitFit on the dev set in record v2). Each gets its own learning rate from
+``OWN[method]`` (the head at the same rate), plus, for AdaLoRA, the LoRA value it had. The rule, fixed before the
+first run: on MRPC, STS-B and SST-2 the setting with the best held-out score (main metric, best epoch, seed 7, as
+LoRA's) becomes ``FOUND[(task, method)]``; RTE is not searched (nothing learned it above, so a search there would
+pick noise) and keeps what the method had. These runs use the model's dropout as it is the default now (off), where
+LoRA's grid ran with the checkpoint's. A second round (``BEYOND``, declared after the first round's results and
+before its runs) goes one step past the edge of a method's grid where its best sat at that edge, and the same rule
+picks over the whole grid.
 
-Resumable (each run's result.json is reused), about 70 minutes on 2 CPU cores for LoRA, 35 for AdaLoRA, 20 for BitFit:
+AdaLoRA's runs at the values it had are the dropout check's seed-7 runs with dropout off (their result.json copied
+in; ``run_glue`` reuses a result only if its configuration is this one).
+
+Resumable (each run's result.json is reused), on 2 CPU cores about 70 minutes for LoRA, an hour for AdaLoRA and 25
+minutes for BitFit:
 
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/recipes.py            # writes runs/recipes/
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/recipes.py --method adalora   # or bitfit
@@ -63,12 +68,12 @@ OWN_TASKS = ("mrpc", "stsb", "sst2")
 def settings(task: str, method: str = METHOD) -> list[tuple]:
     if method == METHOD:
         return SETTINGS + EXTRA.get(task, [])
-    grid = [(lr, None, None, {"method": method}) for lr in OWN[method] + BEYOND.get(method, ())]
+    grid = [(lr, None, None, {"method": method}) for lr in sorted(OWN[method] + BEYOND.get(method, ()))]
     if method == "adalora":  # and the value it shared with LoRA before this search
         had = FOUND[(task, METHOD)]
         if (had := (had["learning_rate"], had.get("head_lr"), None, {"method": method})) not in grid:
             grid.append(had)
-    return grid
+    return sorted(grid, key=lambda s: (s[0], s[1] or s[0]))
 
 
 def tasks_of(method: str) -> tuple[str, ...]:

@@ -4,8 +4,10 @@ A recipe is looked up per task and method, most specific last: ``BASE``, then ``
 ``BY_TASK[task]``, then ``FOUND[(task, family)]``. ``FOUND`` holds the values chosen by
 ``benchmarks/recipes.py``, which trains on a training set minus a held-out slice and selects on that slice
 (``split_protocol="holdout"``), never on the dev set that results report; ``benchmarks/recipes_results.md``
-has the search's table and command. SoRA, PEFT's LoRA and AdaLoRA share LoRA's found values (``FAMILY``): SoRA is
-LoRA plus gates, so a difference between them is SoRA's doing, not a tuning advantage.
+has the search's table and command. SoRA and PEFT's LoRA share LoRA's found values (``FAMILY``): SoRA is LoRA plus
+gates, so a difference between them is SoRA's doing, not a tuning advantage. AdaLoRA and BitFit, the baselines, have
+learning rates of their own from the same kind of search (since 2026-11-29); on a task their search skipped (RTE)
+AdaLoRA falls back to LoRA's values and BitFit to ``BY_METHOD``.
 
 Every value can be overridden by passing it to ``run_glue`` (or ``--option`` on the command line); a run
 records which values came from the recipe.
@@ -67,6 +69,16 @@ FOUND: dict[tuple[str, str], dict[str, Any]] = {
     ("rte", "lora"): {"learning_rate": 2e-3},
     ("stsb", "lora"): {"learning_rate": 1e-3, "head_lr": 5e-3},   # held-out Pearson 86.0 (85.9 with the head at 1e-3)
     ("sst2", "lora"): {"learning_rate": 2e-3},                    # held-out accuracy 91.8 (89.6 at 5e-4)
+    # AdaLoRA's own (2026-11-29): the best of lr 1e-3 / 2e-3 / 5e-3 / 1e-2 (and LoRA's value, which it had), the head
+    # at the same rate, model dropout off; RTE not searched (it keeps LoRA's values).
+    ("mrpc", "adalora"): {"learning_rate": 5e-3},  # held-out F1 85.2 (83.8 at LoRA's 1e-3; a constant answer at 1e-2)
+    ("stsb", "adalora"): {"learning_rate": 5e-3},  # held-out Pearson 86.3 (86.2 at 1e-2; 84.5 at LoRA's values)
+    ("sst2", "adalora"): {"learning_rate": 5e-3},  # held-out accuracy 90.6 (89.9 at LoRA's 2e-3, 90.0 at 1e-2)
+    # BitFit's own (2026-11-29): the best of lr 5e-4 / 1e-3 / 5e-3 / 2e-2, the head at the same rate, model dropout
+    # off; RTE not searched (it keeps BY_METHOD's 5e-3).
+    ("mrpc", "bitfit"): {"learning_rate": 1e-3},   # held-out F1 82.9: every rate 82.2-82.9, a constant answer 82.2
+    ("stsb", "bitfit"): {"learning_rate": 5e-3},   # held-out Pearson 85.3 (84.1 at 1e-3; no Pearson at 2e-2)
+    ("sst2", "bitfit"): {"learning_rate": 5e-3},   # held-out accuracy 88.0 (87.4 at 2e-2, 85.7 at 5e-4)
 }
 
 FAMILY = {"sora": "lora", "peft-lora": "lora", "adalora": "lora"}
