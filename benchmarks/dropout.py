@@ -29,7 +29,10 @@ share the default too. The same four tasks, seeds and rule, each method with its
 the mean over the four tasks of (off - checkpoint) is -0.5 or better and no task's 95% interval lies wholly below 0;
 otherwise the method should get the checkpoint's dropout (today ``model_dropout`` is one default for every method,
 so that would add it to the recipe table). AdaLoRA took about 37 minutes a seed (110 for the check) on 2 CPU
-cores with AMX.
+cores with AMX. Both ran with the learning rates their recipes had then: AdaLoRA's check with LoRA's; since
+2026-11-29 AdaLoRA and BitFit have their own (recipes_results.md, fourth round) and AdaLoRA's check was not rerun at
+them. BitFit's check ran after that search, at its new rates; its seed-7 runs with dropout off are the search's runs
+of the chosen rates (result.json copied in; ``run_glue`` reuses a result only if the configuration matches).
 
 Each finished run's numbers are also kept in ``benchmarks/dropout_runs.csv`` (committed; ``runs/`` is not), so the
 table can be rebuilt on a fresh clone. Resumable (each run's result.json is reused), one to two hours per method:
