@@ -1,13 +1,13 @@
 """Training recipes: the value ``run_glue`` uses for every option a user leaves unset (``None``).
 
 A recipe is looked up per task and method, most specific last: ``BASE``, then ``BY_METHOD[method]``, then
-``BY_TASK[task]``, then ``FOUND[(task, family)]``. ``FOUND`` holds the values chosen by
-``benchmarks/recipes.py``, which trains on a training set minus a held-out slice and selects on that slice
-(``split_protocol="holdout"``), never on the dev set that results report; ``benchmarks/recipes_results.md``
-has the search's table and command. SoRA and PEFT's LoRA share LoRA's found values (``FAMILY``): SoRA is LoRA plus
-gates, so a difference between them is SoRA's doing, not a tuning advantage. AdaLoRA and BitFit, the baselines, have
-learning rates of their own from the same kind of search (since 2026-11-29); on a task their search skipped (RTE)
-AdaLoRA falls back to LoRA's values and BitFit to ``BY_METHOD``.
+``BY_TASK[task]``, then ``FOUND[(task, method)]`` (or, where it has none, ``FOUND[(task, family)]``). ``FOUND``
+holds the values chosen by ``benchmarks/recipes.py``, which trains on a training set minus a held-out slice and
+selects on that slice (``split_protocol="holdout"``), never on the dev set that results report;
+``benchmarks/recipes_results.md`` has the search's table and command. SoRA and PEFT's LoRA share LoRA's found values
+(``FAMILY``): SoRA is LoRA plus gates, so a difference between them is SoRA's doing, not a tuning advantage. AdaLoRA
+and BitFit, the baselines, have learning rates of their own from the same kind of search (since 2026-11-29); on a
+task their search skipped (RTE) AdaLoRA falls back to LoRA's values and BitFit to ``BY_METHOD``.
 
 Every value can be overridden by passing it to ``run_glue`` (or ``--option`` on the command line); a run
 records which values came from the recipe.
