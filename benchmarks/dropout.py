@@ -33,6 +33,8 @@ cores with AMX. Both ran with the learning rates their recipes had then: AdaLoRA
 2026-11-29 AdaLoRA and BitFit have their own (recipes_results.md, fourth round) and AdaLoRA's check was not rerun at
 them. BitFit's check ran after that search, at its new rates; its seed-7 runs with dropout off are the search's runs
 of the chosen rates (result.json copied in; ``run_glue`` reuses a result only if the configuration matches).
+Result (2026-11-29, dropout_results.md): mean +0.91, no interval below 0, so off stays BitFit's default; about 50
+minutes for the check.
 
 Each finished run's numbers are also kept in ``benchmarks/dropout_runs.csv`` (committed; ``runs/`` is not), so the
 table can be rebuilt on a fresh clone. Resumable (each run's result.json is reused), one to two hours per method:
