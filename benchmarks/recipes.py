@@ -68,7 +68,7 @@ OWN_TASKS = ("mrpc", "stsb", "sst2")
 def settings(task: str, method: str = METHOD) -> list[tuple]:
     if method == METHOD:
         return SETTINGS + EXTRA.get(task, [])
-    grid = [(lr, None, None, {"method": method}) for lr in sorted(OWN[method] + BEYOND.get(method, ()))]
+    grid = [(lr, None, None, {"method": method}) for lr in OWN[method] + BEYOND.get(method, ())]
     if method == "adalora":  # and the value it shared with LoRA before this search
         had = FOUND[(task, METHOD)]
         if (had := (had["learning_rate"], had.get("head_lr"), None, {"method": method})) not in grid:
@@ -135,14 +135,16 @@ def table(root: Path, method: str = METHOD) -> str:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--output-dir", default="runs/recipes")
-    ap.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS), help="tasks to search")
+    ap.add_argument("--tasks", nargs="+", choices=list(TASKS), help="tasks to search (default: all the method's)")
     ap.add_argument("--method", default=METHOD, choices=[METHOD, *OWN],
                     help="lora: the grid every LoRA-family method shares; adalora, bitfit: their own learning rates")
     ap.add_argument("--table", action="store_true", help="print the table of finished runs instead of running")
     args = ap.parse_args()
-    if args.method != METHOD and (off := set(args.tasks) - set(OWN_TASKS)) and args.tasks != list(TASKS):
-        ap.error(f"--method {args.method} searches {', '.join(OWN_TASKS)} only, not {', '.join(sorted(off))}")
+    mine = tasks_of(args.method)
+    tasks = args.tasks or list(mine)
+    if off := set(tasks) - set(mine):
+        ap.error(f"--method {args.method} searches {', '.join(mine)} only, not {', '.join(sorted(off))}")
     if args.table:
         print(table(Path(args.output_dir), args.method))
     else:
-        search(Path(args.output_dir), [t for t in args.tasks if t in tasks_of(args.method)], args.method)
+        search(Path(args.output_dir), tasks, args.method)
