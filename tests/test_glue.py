@@ -123,6 +123,30 @@ def test_quirks_are_kept_exactly(tmp_path):
     assert len(load_glue("cola", tmp_path)["validation"]) == 3
 
 
+def test_a_file_is_parsed_once_per_content(tmp_path, monkeypatch):
+    """A second load of an unchanged file reuses its parsed columns (a notebook trains many times); an edited file,
+    even one of the same size, is parsed again; each load gets its own Dataset objects."""
+    import soralab.experiments.glue as glue
+
+    write_glue_fixture(tmp_path, "sst2", n_train=4)
+    parsed, read_tsv = [], glue._read_tsv
+    monkeypatch.setattr(glue, "_read_tsv", lambda path, task: parsed.append(path.name) or read_tsv(path, task))
+    glue._read_columns.cache_clear()
+    first = load_glue("sst2", tmp_path)
+    first["train"].set_format("torch")  # changes this Dataset object in place, and no other
+    second = load_glue("sst2", tmp_path)
+    assert parsed == ["train.tsv", "dev.tsv"]
+    assert second["train"].format["type"] is None and _rows(second["train"]) == _rows(first["train"].with_format(None))
+    train = tmp_path / "SST-2" / "train.tsv"
+    header, row, *rest = train.read_text(encoding="utf-8").split("\n")
+    text, label = row.rsplit("\t", 1)
+    train.write_text("\n".join([header, f"{text}\t{1 - int(label)}", *rest]), encoding="utf-8")  # same size
+    third = load_glue("sst2", tmp_path)
+    assert parsed == ["train.tsv", "dev.tsv", "train.tsv"]
+    assert third["train"][0]["label"] == 1 - second["train"][0]["label"]
+    assert _rows(third["train"])[1:] == _rows(second["train"])[1:]
+
+
 def test_mrpc_bom_header(tmp_path):
     write_glue_fixture(tmp_path, "mrpc")
     assert (tmp_path / "MRPC" / "train.tsv").read_bytes().startswith(b"\xef\xbb\xbfQuality\t")
