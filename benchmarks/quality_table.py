@@ -1,9 +1,9 @@
 """The quality record's tables from a finished (or partial) ``benchmarks/quality.sh`` run.
 
 Writes ``benchmarks/quality_results.csv`` (one row per run, the columns below) and ``benchmarks/quality_results.md``
-(per task mean ± std over seeds, the paired SoRA-minus-LoRA difference with a 95% t-interval over seeds, SoRA's
-parameters after pruning as a share of LoRA's, the issue's bars, each task's majority-class baseline, and the
-literature's DeBERTaV3-base rows, one source per table).
+(per task mean ± std over seeds, the paired SoRA-minus-LoRA and SoRA-minus-AdaLoRA differences with a 95%
+t-interval over seeds, SoRA's parameters after pruning as a share of theirs, the issue's bars, each task's
+majority-class baseline, and the literature's DeBERTaV3-base rows, one source per table).
 
     python benchmarks/quality_table.py runs/quality
     python benchmarks/quality_table.py runs/quality --other-rows runs/quality-sst2-20k
@@ -220,6 +220,24 @@ def against(data: list[dict], other: list[dict], other_root: str) -> list[str]:
     return out + [""]
 
 
+def sora_minus(by: dict, tasks: list[str], base: str) -> list[str]:
+    """SoRA minus ``base`` per task, paired by seed, with SoRA's parameters after pruning as a share of ``base``'s."""
+    name = SHOWN[base]
+    out = [f"## SoRA minus {name}, paired by seed (95% t-interval over seeds)", "",
+           f"| task | difference | 95% interval | pairs | SoRA params after pruning / {name}'s | SoRA ranks kept |",
+           "|---|---:|---|---:|---:|---:|"]
+    for t in tasks:
+        bo, so = by.get((t, base), {}), by.get((t, "sora"), {})
+        p = paired({s: r["score"] for s, r in so.items()}, {s: r["score"] for s, r in bo.items()})
+        share = (statistics.mean(r["params_after_prune"] for r in so.values()) /
+                 statistics.mean(r["params_after_prune"] for r in bo.values())) if bo and so else None
+        kept = [r["ranks_kept"] for r in so.values() if r["ranks_kept"] is not None]
+        out.append(f"| {t} | " + (f"{p[0]:+.2f} | [{p[1]:+.2f}, {p[2]:+.2f}] | {p[3]}" if p else "| | ")
+                   + (f" | {share:.1%}" if share is not None else " | ")
+                   + (f" | {statistics.mean(kept):.1f}% |" if kept else " | |"))
+    return out + [""]
+
+
 def markdown(data: list[dict], extra: list[dict] | None = None, name: str = "quality",
              other: tuple[str, list[dict]] | None = None, root: str = "runs/quality") -> str:
     by = by_seed(data)
@@ -263,20 +281,9 @@ def markdown(data: list[dict], extra: list[dict] | None = None, name: str = "qua
     out.append("| *majority class* | " + " | ".join(f"{base[t]:.2f}" for t in tasks) + " | | |")
     out += ["", "The majority-class row predicts the most frequent training label for every dev example (STS-B: a "
             "constant, whose Pearson counts as 0). A score at or below it means the run learned nothing.", ""]
-    if "lora" in methods and "sora" in methods:
-        out += ["## SoRA minus LoRA, paired by seed (95% t-interval over seeds)", "",
-                "| task | difference | 95% interval | pairs | SoRA params after pruning / LoRA's | SoRA ranks kept |",
-                "|---|---:|---|---:|---:|---:|"]
-        for t in tasks:
-            lo, so = by.get((t, "lora"), {}), by.get((t, "sora"), {})
-            p = paired({s: r["score"] for s, r in so.items()}, {s: r["score"] for s, r in lo.items()})
-            share = (statistics.mean(r["params_after_prune"] for r in so.values()) /
-                     statistics.mean(r["params_after_prune"] for r in lo.values())) if lo and so else None
-            kept = [r["ranks_kept"] for r in so.values() if r["ranks_kept"] is not None]
-            out.append(f"| {t} | " + (f"{p[0]:+.2f} | [{p[1]:+.2f}, {p[2]:+.2f}] | {p[3]}" if p else "| | ")
-                       + (f" | {share:.1%}" if share is not None else " | ")
-                       + (f" | {statistics.mean(kept):.1f}% |" if kept else " | |"))
-        out.append("")
+    for base_method in ("lora", "adalora"):  # SoRA against each baseline it is measured against
+        if base_method in methods and "sora" in methods:
+            out += sora_minus(by, tasks, base_method)
     if "lora" in methods:
         out += ["## The issue's bars for LoRA (mean over seeds)", "", "| task | bar | LoRA | holds |",
                 "|---|---:|---:|---|"]

@@ -41,6 +41,16 @@ def test_a_named_record_writes_its_own_files_and_says_its_dropout(table, tmp_pat
     assert "| mrpc | +1.00 | [+1.00, +1.00] | 3 | 60.0% | 50.0% |" in text
 
 
+def test_sora_is_set_against_adalora_as_against_lora_paired_by_seed(table):
+    lora_sora = [row(m, s, 80.0 + s + (m == "sora")) for m in ("lora", "sora") for s in (0, 21, 42)]
+    assert "SoRA minus AdaLoRA" not in table.markdown(lora_sora)  # no AdaLoRA runs, no table
+    data = lora_sora + [row("adalora", s, 80.5 + s) for s in (0, 21)]  # two seeds: two pairs, seed 42 unpaired
+    text = table.markdown(data)
+    assert "## SoRA minus AdaLoRA, paired by seed (95% t-interval over seeds)" in text
+    assert "| mrpc | +0.50 | [+0.50, +0.50] | 2 | 100.0% | 50.0% |" in text
+    assert "| mrpc | +1.00 | [+1.00, +1.00] | 3 | 60.0% | 50.0% |" in text  # SoRA minus LoRA as before
+
+
 def test_mixed_dropout_and_devices_are_said_not_hidden(table):
     data = [row("lora", 0, 80.0, dropout=None), row("sora", 0, 81.0, device="H200 GPU, bf16")]
     text = table.markdown(data)
