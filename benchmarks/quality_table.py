@@ -235,6 +235,10 @@ def sora_minus(by: dict, tasks: list[str], base: str) -> list[str]:
         out.append(f"| {t} | " + (f"{p[0]:+.2f} | [{p[1]:+.2f}, {p[2]:+.2f}] | {p[3]}" if p else "| | ")
                    + (f" | {share:.1%}" if share is not None else " | ")
                    + (f" | {statistics.mean(kept):.1f}% |" if kept else " | |"))
+    if base == "adalora":
+        out += ["", "AdaLoRA's count is its trainable parameters (the run's `params_after_prune`: PEFT's AdaLoRA "
+                "starts at rank 12 and masks ranks, it cuts none); its final budget, an average rank of 8, would store "
+                "about LoRA's count."]
     return out + [""]
 
 
