@@ -236,9 +236,17 @@ def sora_minus(by: dict, tasks: list[str], base: str) -> list[str]:
                    + (f" | {share:.1%}" if share is not None else " | ")
                    + (f" | {statistics.mean(kept):.1f}% |" if kept else " | |"))
     if base == "adalora":
-        out += ["", "AdaLoRA's count is its trainable parameters (the run's `params_after_prune`: PEFT's AdaLoRA "
-                "starts at rank 12 and masks ranks, it cuts none); its final budget, an average rank of 8, would store "
-                "about LoRA's count."]
+        rows = [r for t in tasks for r in by.get((t, base), {}).values()]
+        if rows and all(r["params_after_prune"] == r["trainable_params"] for r in rows):  # counted before 2026-11-29
+            out += ["", "AdaLoRA's count is its trainable parameters (the run's `params_after_prune`: PEFT's AdaLoRA "
+                    "starts at rank 12 and masks ranks, it cuts none); its final budget, an average rank of 8, would "
+                    "store about LoRA's count."]
+        else:
+            out += ["", "AdaLoRA's count is at the ranks its allocator left (an average of 8 per module): what its "
+                    "final allocation stores as a plain LoRA, plus the head (`soralab.experiments.methods."
+                    "pruned_params`). PEFT trains it at rank 12 (`trainable_params`) and masks ranks, cutting none. "
+                    "Runs saved before 2026-11-29 had the rank-12 count here; `benchmarks/recount_adalora.py` "
+                    "recounted them from the ranks each result kept."]
     return out + [""]
 
 

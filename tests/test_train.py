@@ -60,6 +60,15 @@ def test_every_method_trains_and_reports(method, tiny, tmp_path):
         assert "active_rank" in res.history[-1] and sum(res.active_ranks.values()) < 12 * 8
     if method == "adalora":  # update_and_allocate ran: ranks were reallocated from init_r = 12
         assert set(res.active_ranks.values()) != {12}
+        # after cutting: the head as it trains, and each module as a plain LoRA at its final rank (E folded into B);
+        # at init each module trains 12 * (in + out + 1): A, B and the vector E
+        base = res.model.get_base_model()
+        shapes = {n: base.get_submodule(n).base_layer.weight.shape for n in res.active_ranks}  # (out, in)
+        head = res.trainable_params - sum(12 * (o + i + 1) for o, i in shapes.values())
+        assert res.params_after_prune == head + sum(r * sum(shapes[n]) for n, r in res.active_ranks.items())
+        assert saved["params_after_prune"] == res.params_after_prune < res.trainable_params
+    if method in ("full", "bitfit", "lora", "peft-lora", "nola"):  # nothing to cut
+        assert res.params_after_prune == res.trainable_params
 
 
 def test_regression_task_and_paper_protocol(tiny):

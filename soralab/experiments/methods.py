@@ -12,7 +12,8 @@ from torch import nn
 from ..config import LoRAConfig, NOLAConfig, SoRAConfig
 from ..errors import UsageError
 from ..inject import adapter_modules, check_targets, inject, matches
-from ..prune import gate_report
+from ..layers import count_trainable
+from ..prune import gate_report, params_after_prune
 
 METHODS = ("full", "bitfit", "lora", "peft-lora", "adalora", "sora", "nola")
 
@@ -79,15 +80,20 @@ def prepare(model: nn.Module, method: str, *, r: int, lora_alpha: float, lora_dr
     return get_peft_model(model, config)
 
 
+def _peft_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """PEFT's LoRA and AdaLoRA layers, by type, under the base model's module names."""
+    from peft.tuners.lora import LoraLayer
+
+    return {name.removeprefix("base_model.model."): m for name, m in model.named_modules()
+            if isinstance(m, LoraLayer)}
+
+
 def active_ranks(model: nn.Module) -> dict[str, int]:
     """Active rank per adapted module: soralab adapters via ``gate_report``; PEFT LoRA layers by type,
     AdaLoRA from the rank pattern its allocator wrote (before the first allocation: its initial rank)."""
     if any(True for _ in adapter_modules(model)):
         return gate_report(model).ranks()
-    from peft.tuners.lora import LoraLayer
-
-    layers = {name.removeprefix("base_model.model."): m for name, m in model.named_modules()
-              if isinstance(m, LoraLayer)}
+    layers = _peft_layers(model)
     peft_config = getattr(model, "peft_config", {}).get("default")
     pattern = getattr(peft_config, "rank_pattern", None) or {}
     ranks = {name: m.r["default"] for name, m in layers.items()}
@@ -96,3 +102,27 @@ def active_ranks(model: nn.Module) -> dict[str, int]:
         if name in ranks and not isinstance(mask, int):  # a LoRA rank_pattern's ranks are already in m.r
             ranks[name] = int(sum(bool(v) for v in mask))
     return ranks
+
+
+def pruned_params(model: nn.Module, ranks: dict[str, int] | None = None) -> int:
+    """Trainable parameters once dead ranks are cut out, for any method (a result's ``params_after_prune``).
+
+    soralab adapters: ``soralab.prune.params_after_prune`` (SoRA at its live ranks, no gate). PEFT's LoRA and
+    AdaLoRA layers (by type): ``r * (in + out)`` at the active rank, or at ``ranks`` (a saved result's
+    ``active_ranks``) where given. AdaLoRA masks the ranks its allocator drops instead of cutting them, and trains
+    an r-entry vector E between A and B; its count here is what its final allocation stores as a plain LoRA (E
+    folded into B), the way the literature counts AdaLoRA's budget. Everything else that trains (the head,
+    BitFit's biases, a fully fine-tuned model) counts as it is.
+    """
+    if any(True for _ in adapter_modules(model)):
+        if ranks is not None:
+            raise UsageError("ranks= counts PEFT layers; a soralab model's live ranks are in its gates")
+        return params_after_prune(model)
+    layers = _peft_layers(model)
+    if ranks is None:
+        ranks = active_ranks(model) if layers else {}
+    if set(ranks) != set(layers):
+        raise UsageError(f"ranks name {sorted(set(ranks) ^ set(layers))[:3]} that are not the model's adapted "
+                         f"modules (or miss some); pass the active_ranks of a run of this model and method")
+    return count_trainable(model) + sum(ranks[name] * (m.in_features + m.out_features) - count_trainable(m)
+                                        for name, m in layers.items())

@@ -160,7 +160,7 @@ class GlueResult:
     final: dict[str, float]           # the last evaluation
     main_metric: str
     trainable_params: int             # before pruning (adapters + head)
-    params_after_prune: int           # after pruning dead ranks (equal to trainable for non-SoRA methods)
+    params_after_prune: int           # after cutting dead ranks (methods.pruned_params; AdaLoRA: its final ranks)
     active_ranks: dict[str, int] = field(default_factory=dict)
     wall_time_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds: load, tokenize, train, evaluate

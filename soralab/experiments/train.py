@@ -30,11 +30,11 @@ from ..files import atomic_write_text
 from ..inject import matches
 from ..layers import count_trainable
 from ..optim import ProximalAdamW, param_groups
-from ..prune import params_after_prune, prune
+from ..prune import prune
 from . import glue, metrics, sparsity
 from .callbacks import AdaLoraCallback, GateStatsCallback, KeepCallback
 from .hardware import attention_kernel, environment, use_cpu
-from .methods import active_ranks, prepare
+from .methods import active_ranks, prepare, pruned_params
 from .models import HEADS, TARGETS, load_classifier, model_family, set_dropout
 from .results import CorruptResultError, dumps, select_best
 from .run_config import RESULT_NAME, GlueConfig, GlueResult, describe
@@ -239,7 +239,7 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     baseline = 100 * metrics.majority_baseline(p.spec, p.data["train"]["label"], p.data[reported]["label"])
     result = GlueResult(config=config.to_dict(), history=history, best=best, final=history[-1],
                         main_metric=p.spec.main_metric, trainable_params=p.trainable_params,
-                        params_after_prune=params_after_prune(p.model), active_ranks=active_ranks(p.model),
+                        params_after_prune=pruned_params(p.model), active_ranks=active_ranks(p.model),
                         wall_time_s=time.perf_counter() - start, timings=timings,
                         environment=environment(config.device), baseline=baseline, model=p.model)
     if output_dir is not None and trainer.is_world_process_zero():
