@@ -2,7 +2,8 @@
 
 import pytest
 
-from soralab.experiments.stats import paired
+from soralab.experiments.stats import paired, paired_by_task
+from soralab.teaching.plots import plot_paired
 
 
 def test_paired_by_hand():
@@ -20,3 +21,28 @@ def test_reading_names_the_side_of_zero():
 
 def test_fewer_than_two_pairs_is_none():
     assert paired({0: 1.0}, {0: 2.0, 1: 3.0}) is None
+
+
+def test_paired_by_task_pairs_each_task_by_seed_in_row_order():
+    rows = [{"task": t, "method": m, "seed": s, "score": base + s + (1.0 if m == "sora" else 0.0) * k}
+            for t, base, k in (("stsb", 80.0, -1.0), ("mrpc", 70.0, 2.0)) for m in ("lora", "sora") for s in (0, 1, 2)]
+    rows.append({"task": "rte", "method": "sora", "seed": 0, "score": 50.0})  # one run, no pair: left out
+    got = paired_by_task(rows, "sora", "lora")
+    assert list(got) == ["stsb", "mrpc"]
+    assert got["stsb"].mean == pytest.approx(-1.0) and got["mrpc"].mean == pytest.approx(2.0)
+    assert got["mrpc"] == paired({0: 72.0, 1: 73.0, 2: 74.0}, {0: 70.0, 1: 71.0, 2: 72.0})
+    assert paired_by_task(rows, "adalora", "lora") == {}
+
+
+def test_plot_paired_draws_one_bar_per_comparison_and_task():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    one = paired({0: 2.0, 1: 3.0, 2: 4.5}, {0: 1.0, 1: 1.0, 2: 1.0})
+    fig = plot_paired({"SoRA - LoRA": {"mrpc": one, "stsb": one}, "SoRA - AdaLoRA": {"stsb": one}})
+    ax = fig.axes[0]
+    assert [c.get_label() for c in ax.containers] == ["SoRA - LoRA (3 pairs)", "SoRA - AdaLoRA (3 pairs)"]
+    assert [len(c.lines[0].get_xdata()) for c in ax.containers] == [2, 1]  # one marker per task it has
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["mrpc", "stsb"]
+    xs = ax.containers[0].lines[0].get_xdata()
+    assert list(xs) == pytest.approx([one.mean, one.mean])

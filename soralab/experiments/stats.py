@@ -33,3 +33,18 @@ def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
     m, se = statistics.mean(d), statistics.stdev(d) / len(d) ** 0.5
     h = stats.t.ppf(0.975, len(d) - 1) * se
     return Paired(m, m - h, m + h, len(d))
+
+
+def paired_by_task(rows: list[dict], a: str, b: str) -> dict[str, Paired]:
+    """Method ``a`` minus method ``b`` per task, paired by seed, from a record's rows (``task``, ``method``,
+    ``seed``, ``score``; ``paper_claims.read_record``), in the rows' task order; a task with fewer than two pairs is
+    left out."""
+    scores: dict[tuple[str, str], dict[int, float]] = {}
+    for r in rows:
+        scores.setdefault((r["task"], r["method"]), {})[r["seed"]] = r["score"]
+    out = {}
+    for task in dict.fromkeys(r["task"] for r in rows):
+        p = paired(scores.get((task, a), {}), scores.get((task, b), {}))
+        if p is not None:
+            out[task] = p
+    return out

@@ -194,3 +194,26 @@ def plot_history(results: dict, key: str, ax=None, ylabel: str | None = None, ba
     ax.set_ylabel(ylabel or f"{key.removeprefix('eval_')} (x100)")
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_paired(differences: dict[str, dict], ax=None, unit: str = "points (x100)"):
+    """A forest plot: one row per task, one marker per comparison with its 95% interval as a bar, and a line at 0.
+    ``differences``: ``{comparison label: {task: Paired}}`` (``stats.paired_by_task``). An interval that crosses
+    the line shows no difference."""
+    comparisons = list(differences)
+    tasks = list(dict.fromkeys(t for d in differences.values() for t in d))
+    fig, ax = _axes(ax, figsize=(6, 0.6 + 0.5 * len(tasks) * max(1, len(comparisons)) ** 0.5))
+    step = 0.8 / max(1, len(comparisons))
+    for i, label in enumerate(comparisons):
+        rows = [(j, differences[label][t]) for j, t in enumerate(tasks) if t in differences[label]]
+        y = [j + (i - (len(comparisons) - 1) / 2) * step for j, _ in rows]
+        mean = [p.mean for _, p in rows]
+        err = [[p.mean - p.low for _, p in rows], [p.high - p.mean for _, p in rows]]
+        ax.errorbar(mean, y, xerr=err, fmt="o", capsize=3, color=f"C{i}", label=f"{label} ({rows[0][1].n} pairs)"
+                    if rows else label)
+    ax.axvline(0, color="0.4", lw=1)
+    ax.set_yticks(range(len(tasks)), tasks)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"difference, {unit}; bars: 95% interval over seeds")
+    ax.legend(fontsize=8)
+    return fig
