@@ -241,6 +241,10 @@ def sora_minus(by: dict, tasks: list[str], base: str) -> list[str]:
             out += ["", "AdaLoRA's count is its trainable parameters (the run's `params_after_prune`: PEFT's AdaLoRA "
                     "starts at rank 12 and masks ranks, it cuts none); its final budget, an average rank of 8, would "
                     "store about LoRA's count."]
+        elif any(r["params_after_prune"] == r["trainable_params"] for r in rows):
+            out += ["", "AdaLoRA's count mixes two ways of counting: some runs have their trainable rank-12 count, "
+                    "others their final ranks; run `benchmarks/recount_adalora.py` on this record's runs to make "
+                    "them one."]
         else:
             out += ["", "AdaLoRA's count is at the ranks its allocator left (an average of 8 per module): what its "
                     "final allocation stores as a plain LoRA, plus the head (`soralab.experiments.methods."

@@ -52,6 +52,7 @@ def test_sora_is_set_against_adalora_as_against_lora_paired_by_seed(table):
     assert "AdaLoRA's count is at the ranks its allocator left" in text  # params_after_prune 60 < trainable 100
     old = lora_sora + [{**row("adalora", s, 80.5 + s), "params_after_prune": 100} for s in (0, 21)]
     assert "AdaLoRA's count is its trainable parameters" in table.markdown(old)  # runs counted before 2026-11-29
+    assert "mixes two ways of counting" in table.markdown(old[:-1] + data[-1:])  # one old, one recounted
 
 
 def test_mixed_dropout_and_devices_are_said_not_hidden(table):
