@@ -28,9 +28,9 @@ from soralab.files import atomic_write_text
 from soralab.layers import count_trainable
 
 
-def recount(path: Path, models: dict) -> tuple[int, int]:
-    """(old, new) ``params_after_prune`` of one AdaLoRA result; the file is rewritten when they differ."""
-    saved = json.loads(path.read_text(encoding="utf-8"))
+def recount(path: Path, saved: dict, models: dict) -> tuple[int, int]:
+    """(old, new) ``params_after_prune`` of one AdaLoRA result (``saved``, read from ``path``); the file is rewritten
+    when they differ."""
     c = saved["config"]
     key = (c["model_name_or_path"], glue.get_task(c["task"]).num_labels, c["r"], tuple(c["target_modules"] or ()))
     if key not in models:
@@ -53,13 +53,13 @@ def recount(path: Path, models: dict) -> tuple[int, int]:
 def main(folders: list[str]) -> None:
     models: dict = {}
     for folder in folders:
-        paths = sorted(p for p in Path(folder).rglob(RESULT_NAME)
-                       if json.loads(p.read_text(encoding="utf-8"))["config"]["method"] == "adalora")
-        if not paths:
+        found = {p: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(folder).rglob(RESULT_NAME))}
+        found = {p: saved for p, saved in found.items() if saved["config"]["method"] == "adalora"}
+        if not found:
             raise UsageError(f"no AdaLoRA {RESULT_NAME} under {folder!r}; give a record folder such as "
                              f"benchmarks/records/quality_v3")
-        for p in paths:
-            old, new = recount(p, models)
+        for p, saved in found.items():
+            old, new = recount(p, saved, models)
             print(f"{p}: {old:,} -> {new:,}" if new != old else f"{p}: {new:,} (unchanged)")
 
 

@@ -120,7 +120,7 @@ def pruned_params(model: nn.Module, ranks: dict[str, int] | None = None) -> int:
         return params_after_prune(model)
     layers = _peft_layers(model)
     if ranks is None:
-        ranks = active_ranks(model) if layers else {}
+        ranks = active_ranks(model)
     if set(ranks) != set(layers):
         raise UsageError(f"ranks name {sorted(set(ranks) ^ set(layers))[:3]} that are not the model's adapted "
                          f"modules (or miss some); pass the active_ranks of a run of this model and method")
