@@ -10,6 +10,7 @@ from glue_fixtures import TINY_BERT_IN_PLUS_OUT, write_glue_fixture
 import soralab
 from soralab.cli import main as cli_main
 from soralab.experiments.glue import load_glue
+from soralab.experiments.metrics import majority_baseline
 from soralab.experiments.models import save_tiny_checkpoint
 from soralab.experiments.train import RESULT_NAME, GlueResult, run_glue
 
@@ -77,6 +78,21 @@ def test_regression_task_and_paper_protocol(tiny):
     assert {"eval_validation_pearson", "eval_test_pearson", "eval_test_spearmanr"} <= set(res.best)
     assert res.main_metric == "pearson"
     assert res.baseline == 0.0, "a constant prediction has no Pearson correlation: 0"
+
+
+@pytest.mark.parametrize("protocol, reported", [("glue", "validation_matched"), ("paper", "test_matched")])
+def test_mnli_reports_its_matched_dev_set(protocol, reported, tiny, tmp_path):
+    """MNLI has no split called validation or test: its score and baseline read the matched dev set (the paper
+    protocol's test_matched; under "glue", validation_matched), and the result reads back."""
+    # the paper protocol holds out 1,000 training rows (and evaluates them: max_eval_samples keeps that short)
+    write_glue_fixture(tmp_path, "mnli", n_train=1004 if protocol == "paper" else 48, n_dev=16)
+    res = run_glue("mnli", "lora", model_name_or_path=tiny["model"], data_dir=str(tmp_path), num_train_epochs=1,
+                   split_protocol=protocol, max_eval_samples=16, output_dir=tmp_path / "run", **FAST)
+    assert res.score == 100 * res.best[f"eval_{reported}_accuracy"]
+    assert f"eval_{reported.replace('matched', 'mismatched')}_accuracy" in res.best
+    data = load_glue("mnli", tmp_path, split_protocol=protocol, seed=res.config["seed"])
+    assert res.baseline == 100 * majority_baseline("mnli", data["train"]["label"], data[reported]["label"])
+    assert GlueResult.from_json(tmp_path / "run" / RESULT_NAME).score == res.score
 
 
 def test_setup_sorts_eval_splits_longest_first_and_keeps_every_example(tiny):

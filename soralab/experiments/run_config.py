@@ -152,6 +152,11 @@ class GlueConfig:
         return asdict(self)
 
 
+# The split a result reports, the first of these its data has: the paper protocol's test half (MNLI: the matched
+# dev set), else the GLUE dev set (MNLI: matched). Checkpoints are chosen on "validation" (MNLI under "glue": matched).
+REPORTED_SPLITS = ("test", "test_matched", "validation", "validation_matched")
+
+
 @dataclass
 class GlueResult:
     config: dict[str, Any]
@@ -179,9 +184,12 @@ class GlueResult:
 
     @property
     def score(self) -> float:
-        """The main metric of the reported split at the best evaluation, times 100."""
-        split = "test" if any(k.startswith("eval_test") for k in self.best) else "validation"
-        return 100 * self.best[f"eval_{split}_{self.main_metric}"]
+        """The main metric of the reported split (``REPORTED_SPLITS``) at the best evaluation, times 100."""
+        for split in REPORTED_SPLITS:
+            if (key := f"eval_{split}_{self.main_metric}") in self.best:
+                return 100 * self.best[key]
+        raise KeyError(f"the best evaluation has no {self.main_metric!r} on any of {', '.join(REPORTED_SPLITS)} "
+                       f"(it has {', '.join(sorted(self.best))})")
 
     @classmethod
     def from_json(cls, path: str | Path) -> GlueResult:

@@ -37,7 +37,7 @@ from .hardware import attention_kernel, environment, use_cpu
 from .methods import active_ranks, prepare, pruned_params
 from .models import HEADS, TARGETS, load_classifier, model_family, set_dropout
 from .results import CorruptResultError, dumps, select_best
-from .run_config import RESULT_NAME, GlueConfig, GlueResult, describe
+from .run_config import REPORTED_SPLITS, RESULT_NAME, GlueConfig, GlueResult, describe
 from .validate import check_run
 
 
@@ -235,7 +235,7 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     select = "validation" if "validation" in p.data else "validation_matched"
     key = f"eval_{select}_{p.spec.main_metric}"
     best = select_best(history, key)  # never a NaN evaluation; all NaN: a degenerate run, score NaN
-    reported = "test" if "test" in p.data else select  # the split GlueResult.score reads
+    reported = next(s for s in REPORTED_SPLITS if s in p.data)  # the split GlueResult.score reads
     baseline = 100 * metrics.majority_baseline(p.spec, p.data["train"]["label"], p.data[reported]["label"])
     result = GlueResult(config=config.to_dict(), history=history, best=best, final=history[-1],
                         main_metric=p.spec.main_metric, trainable_params=p.trainable_params,
