@@ -21,7 +21,7 @@ from .config import LoRAConfig, NOLAConfig
 from .errors import MissingFileError, UsageError
 from .files import atomic_write_folder
 from .inject import adapter_config, adapter_modules, check_no_overlap, install, make_adapter, matches
-from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, SoRALinear
+from .layers import SUPPORTED_BASE_TYPES, AdapterLayer, SoRALinear, rng_kept
 from .prune import check_finite
 
 CONFIG_NAME = "soralab_adapter.json"
@@ -106,8 +106,9 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
             if not isinstance(base, SUPPORTED_BASE_TYPES):
                 raise UsageError(
                     f"adapter in {path} targets {name!r}, a {type(base).__name__} here, not a linear layer")
-            layer = make_adapter(base, config, name, layer_type=spec["type"], r=spec["r"],
-                                 lora_alpha=spec["lora_alpha"])
+            with rng_kept(base.weight.device):  # the saved tensors replace its initialisation
+                layer = make_adapter(base, config, name, layer_type=spec["type"], r=spec["r"],
+                                     lora_alpha=spec["lora_alpha"])
             if (layer.in_features, layer.out_features) != (spec["in_features"], spec["out_features"]):
                 raise UsageError(
                     f"adapter in {path} expects {name!r} of shape in={spec['in_features']}, "

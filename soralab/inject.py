@@ -148,6 +148,7 @@ def install(model: nn.Module, layers: dict[str, AdapterLayer], config: LoRAConfi
         p.requires_grad_(False)
     for name, layer in layers.items():
         replace_module(model, name, layer)
+        layer.train(model.training)  # a new layer trains; in a model in eval mode its dropout must not
         for p in layer.parameters(recurse=False):
             p.requires_grad_(True)
     for name, module in model.named_modules():

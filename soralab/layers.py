@@ -11,6 +11,7 @@ Nothing here merges or changes weights on ``train()`` / ``eval()``: merging is t
 
 from __future__ import annotations
 
+import contextlib
 import math
 import zlib
 
@@ -34,6 +35,24 @@ def _in_out(base: nn.Module) -> tuple[int, int]:
         f"cannot adapt a {type(base).__name__}; supported layer types are "
         f"{', '.join(t.__name__ for t in SUPPORTED_BASE_TYPES)}"
     )
+
+
+def adapter_dtype(base: nn.Module) -> torch.dtype:
+    """The dtype of the adapters on ``base``: its weight's, but float32 where that is half precision. A bf16 gate
+    near 1 moves in steps of 0.004, so Adam's updates and the proximal threshold would round away (PEFT keeps its
+    adapters in float32 on half-precision models too)."""
+    dtype = base.weight.dtype
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+@contextlib.contextmanager
+def rng_kept(device: torch.device):
+    """Inside, random draws (a layer's initialisation that is then overwritten) leave the global RNG of ``device``
+    (and the CPU's) as they found it."""
+    device = torch.device(device)
+    accelerator = [] if device.type == "cpu" else [device]
+    with torch.random.fork_rng(devices=accelerator, device_type="cuda" if device.type == "cpu" else device.type):
+        yield
 
 
 def count_trainable(model: nn.Module) -> int:
@@ -69,20 +88,22 @@ class AdapterLayer(nn.Module):
         return isinstance(self.base_layer, Conv1D)
 
     def _new_param(self, *shape: int) -> nn.Parameter:
-        w = self.base_layer.weight
-        return nn.Parameter(torch.zeros(*shape, device=w.device, dtype=w.dtype))
+        return nn.Parameter(torch.zeros(*shape, device=self.base_layer.weight.device,
+                                        dtype=adapter_dtype(self.base_layer)))
 
     def update(self, x: torch.Tensor) -> torch.Tensor:
-        """``scaling * B A x`` for ``x`` of shape (..., in)."""
+        """``scaling * B A x`` for ``x`` of shape (..., in), in the adapters' dtype."""
+        A = self.lora_A
         # scale the narrow (..., r) activation rather than the wide (..., out) one: same result, less work
-        return F.linear(F.linear(x, self.lora_A) * self.scaling, self.lora_B)  # (..., in) -> (..., r) -> (..., out)
+        return F.linear(F.linear(x.to(A.dtype), A) * self.scaling, self.lora_B)  # (..., in) -> (..., r) -> (..., out)
 
     def delta_weight(self) -> torch.Tensor:
         """The update ``scaling * B A`` as an (out x in) matrix."""
         return self.scaling * (self.lora_B @ self.lora_A)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base_layer(x) + self.update(self.lora_dropout(x))
+        out = self.base_layer(x)
+        return out + self.update(self.lora_dropout(x)).to(out.dtype)  # a no-op unless the base is half precision
 
     def active_rank(self) -> int:
         """Ranks that contribute: all ``r`` of them (SoRA overrides: its non-zero gates)."""
@@ -130,7 +151,7 @@ class SoRALinear(LoRALinear):
 
     def update(self, x: torch.Tensor) -> torch.Tensor:
         # (..., r) * (r,): gate and scaling applied together on the narrow activation
-        return F.linear(F.linear(x, self.lora_A) * (self.gate * self.scaling), self.lora_B)
+        return F.linear(F.linear(x.to(self.lora_A.dtype), self.lora_A) * (self.gate * self.scaling), self.lora_B)
 
     def delta_weight(self) -> torch.Tensor:
         return self.scaling * ((self.lora_B * self.gate) @ self.lora_A)
@@ -167,15 +188,15 @@ class NOLALinear(AdapterLayer):
         name: str = "",
     ):
         super().__init__(base_layer, r, lora_alpha, lora_dropout)
-        w = base_layer.weight
+        w, dtype = base_layer.weight, adapter_dtype(base_layer)
         gen = torch.Generator().manual_seed(_module_seed(seed, name))
         # Uniform bases with LoRA's Kaiming-uniform bound for A; B bases on the same scale.
         bound_a = (1.0 / self.in_features) ** 0.5
         bound_b = (1.0 / r) ** 0.5
         basis_A = (torch.rand(num_basis_A, r, self.in_features, generator=gen) * 2 - 1) * bound_a
         basis_B = (torch.rand(num_basis_B, self.out_features, r, generator=gen) * 2 - 1) * bound_b
-        self.register_buffer("basis_A", basis_A.to(w.device, w.dtype), persistent=False)
-        self.register_buffer("basis_B", basis_B.to(w.device, w.dtype), persistent=False)
+        self.register_buffer("basis_A", basis_A.to(w.device, dtype), persistent=False)
+        self.register_buffer("basis_B", basis_B.to(w.device, dtype), persistent=False)
         self.coef_A = self._new_param(num_basis_A)
         self.coef_B = self._new_param(num_basis_B)
         nn.init.uniform_(self.coef_A, -(1.0 / num_basis_A) ** 0.5, (1.0 / num_basis_A) ** 0.5)

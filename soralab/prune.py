@@ -13,7 +13,7 @@ from torch import nn
 
 from .errors import NonFiniteError
 from .inject import adapter_modules, replace_module
-from .layers import LoRALinear, SoRALinear, count_trainable
+from .layers import LoRALinear, SoRALinear, count_trainable, rng_kept
 
 
 def check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:
@@ -114,8 +114,10 @@ def prune(model: nn.Module) -> nn.Module:
             replace_module(model, name, m.base_layer)
             continue
         # alpha chosen so that alpha / new_r equals the SoRA layer's alpha / r_max
-        lora = LoRALinear(m.base_layer, r=keep.numel(), lora_alpha=m.scaling * keep.numel())
+        with rng_kept(m.lora_A.device):  # its initialisation is overwritten below: no draw from the global RNG
+            lora = LoRALinear(m.base_layer, r=keep.numel(), lora_alpha=m.scaling * keep.numel())
         lora.lora_dropout = m.lora_dropout
+        lora.train(m.training)
         lora.lora_A.copy_(m.lora_A[keep])
         lora.lora_B.copy_(m.lora_B[:, keep] * m.gate[keep])
         replace_module(model, name, lora)

@@ -171,3 +171,27 @@ def test_unknown_module_to_save_and_double_inject():
     model = soralab.inject(tiny_model("bert"), soralab.LoRAConfig(target_modules=["query"]))
     with pytest.raises(ValueError, match="already has adapters"):
         soralab.inject(model, soralab.LoRAConfig(target_modules=["value"]))
+
+
+@pytest.mark.parametrize("method", list(CONFIGS))
+def test_a_half_precision_base_gets_float32_adapters(method, batch):
+    """On a bf16 model the adapters stay float32 (as PEFT's): a bf16 gate near 1 moves in steps of 0.004, so Adam's
+    updates and the proximal threshold would round away. The layer answers in the base's dtype, outside autocast."""
+    model = soralab.inject(tiny_model("bert").to(torch.bfloat16),
+                           CONFIGS[method](TARGETS["bert"], HEADS["bert"]))
+    layers = [m for _, m in soralab.adapter_modules(model)]
+    assert {p.dtype for m in layers for p in m.parameters(recurse=False)} == {torch.float32}
+    assert all(m.base_layer.weight.dtype == torch.bfloat16 for m in layers)
+    randomize_adapters(model)
+    out = logits(model, batch)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    if method == "sora":  # the proximal step works at float32 resolution: every gate moves by lr * xi = 1e-3
+        gates = [m.gate for m in layers]
+        before = [g.detach().clone() for g in gates]
+        opt = soralab.ProximalAdamW(soralab.param_groups(model, lr=1e-3, xi=1.0), lr=1e-3)
+        for g in gates:
+            g.grad = torch.zeros_like(g)  # a zero gradient: Adam does not move them, only the proximal step acts
+        opt.step()
+        assert all(torch.allclose(g.detach(), soralab.soft_threshold(b, 1e-3), atol=1e-7, rtol=0)
+                   for b, g in zip(before, gates, strict=True))
+        assert all(not torch.equal(g.detach(), b) for b, g in zip(before, gates, strict=True))

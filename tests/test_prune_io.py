@@ -183,3 +183,34 @@ def test_nola_adapter_refuses_a_model_with_other_bases(tmp_path):
     with pytest.raises(ValueError, match="NOLA bases of seed 1; this model's NOLA layers use seed 2"):
         soralab.load_adapter(nola(2), tmp_path)
     soralab.load_adapter(nola(1), tmp_path)  # same bases: fine
+
+
+def test_load_into_a_model_in_eval_mode_answers_deterministically(batch, tmp_path):
+    """A model from from_pretrained is in eval mode: the adapters load_adapter puts in must be too, or their dropout
+    would make every answer random."""
+    model = perturbed(soralab.inject(tiny_model("bert"), soralab.LoRAConfig(
+        r=3, lora_dropout=0.5, target_modules=TARGETS["bert"], modules_to_save=["classifier"])))
+    soralab.save_adapter(model, tmp_path / "a")
+    fresh = soralab.load_adapter(tiny_model("bert").eval(), tmp_path / "a")
+    assert not any(m.training for m in fresh.modules()), "every module, adapters and their dropout included, evals"
+    with torch.no_grad():
+        first, second = fresh(**batch).logits, fresh(**batch).logits
+    assert torch.equal(first, second)
+    tight(first, logits(model, batch))
+    assert all(m.training for m in soralab.load_adapter(tiny_model("bert").train(), tmp_path / "a").modules())
+
+
+def test_prune_and_load_leave_the_global_rng_alone(tmp_path):
+    """The layers prune and load_adapter build get their weights copied in: their throwaway initialisation must not
+    move the global RNG (a seeded script would draw other numbers after a prune)."""
+    model = trained_sora()
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    soralab.prune(model)
+    assert torch.equal(torch.rand(4), expected), "prune drew from the global RNG"
+    soralab.save_adapter(model, tmp_path / "a")
+    fresh = tiny_model("bert")
+    torch.manual_seed(123)
+    soralab.load_adapter(fresh, tmp_path / "a")
+    assert torch.equal(torch.rand(4), expected), "load_adapter drew from the global RNG"
