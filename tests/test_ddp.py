@@ -1,4 +1,5 @@
-"""Two processes on the gloo backend: the proximal step keeps the gates identical on every rank."""
+"""Two processes on the gloo backend: the proximal step keeps the gates identical on every rank, and the keep schedule
+and the evaluations are sized by the steps each process takes."""
 
 import os
 import subprocess
@@ -28,5 +29,5 @@ def test_gates_identical_on_two_ranks(tmp_path):
     for name in g0:
         assert torch.equal(g0[name], g1[name]), name
     zeros = sum(int((g == 0).sum()) for g in g0.values())
-    assert 0 < zeros < 12 * 8, "training should have killed some gates but not all"
+    assert 0.25 <= 1 - zeros / (12 * 8) <= 0.75, f"keep 0.5 should leave about half the ranks, {zeros} of 96 dead"
     assert (tmp_path / "run" / "result.json").is_file()

@@ -6,6 +6,8 @@ LoRA), SoRA's gate statistics at each evaluation, and the ``keep`` schedule that
 
 from __future__ import annotations
 
+import warnings
+
 from torch import nn
 from transformers import TrainerCallback
 
@@ -46,6 +48,12 @@ class KeepCallback(TrainerCallback):
 
     def __init__(self, model: nn.Module, optimizer, keep: float, total_steps: int, **schedule) -> None:
         self.schedule = KeepSchedule(model, optimizer, keep, total_steps, **schedule)  # start, end, final
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.max_steps != self.schedule.total_steps:
+            warnings.warn(f"the keep schedule was sized for {self.schedule.total_steps} optimiser steps but the "
+                          f"Trainer will take {state.max_steps}: the share of live ranks will not follow its schedule "
+                          f"(size it with the Trainer's count: batch per process x processes)", stacklevel=2)
 
     def on_step_end(self, args, state, control, **kwargs):
         self.schedule.update(state.global_step)

@@ -16,6 +16,7 @@ compute the same attention.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 
 import torch
@@ -23,6 +24,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def world_size() -> int:
+    """Processes that train together: torchrun and accelerate launch set ``WORLD_SIZE``; 1 without a launcher. Each
+    step then takes a batch per process, so a run has that many times fewer steps."""
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def use_cpu(device: str = "auto") -> bool:

@@ -26,7 +26,7 @@ For that to happen within the run a gate must be able to travel its own size (1 
 set and no ``gate_lr`` is given. (With the adapters' learning rate, a few hundred steps move a gate by about 0.1:
 only an xi far above 1, which kills every gate regardless of its gradient, could reach zero.)
 
-Call ``update(step)`` explicitly after ``optimizer.step()``; ``methods.KeepCallback`` does it in a Trainer.
+Call ``update(step)`` explicitly after ``optimizer.step()``; ``callbacks.KeepCallback`` does it in a Trainer.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from ..optim import ProximalAdamW, param_groups
 from ..prune import prune
 from . import glue, metrics, sparsity
 from .callbacks import AdaLoraCallback, GateStatsCallback, KeepCallback
-from .hardware import attention_kernel, environment, use_cpu
+from .hardware import attention_kernel, environment, use_cpu, world_size
 from .methods import active_ranks, prepare, pruned_params
 from .models import HEADS, TARGETS, load_classifier, model_family, set_dropout
 from .results import CorruptResultError, dumps, select_best
@@ -117,12 +117,17 @@ def setup(config: GlueConfig, epochs: float | None = None) -> Prepared:
     model = prepare(model, config.method, r=config.r, lora_alpha=config.lora_alpha,
                     lora_dropout=config.lora_dropout, target_modules=config.target_modules or TARGETS[family],
                     heads=HEADS[family], gate_init=config.gate_init, num_basis=config.num_basis, seed=config.seed,
-                    total_steps=sparsity.total_steps(len(data["train"]), config.per_device_train_batch_size,
+                    total_steps=sparsity.total_steps(len(data["train"]), global_batch(config),
                                                      epochs or config.num_train_epochs),
                     rank_pattern=config.rank_pattern)
     trainable = count_trainable(model)
     t2 = time.perf_counter()
     return Prepared(config, spec, data, model, tokenizer, trainable, {"load": t1 - t0, "tokenize": t2 - t1})
+
+
+def global_batch(config: GlueConfig) -> int:
+    """Rows per optimiser step: a batch on every process (``hardware.world_size``), as the Trainer counts them."""
+    return config.per_device_train_batch_size * world_size()
 
 
 def head_parameters(model: torch.nn.Module, heads: list[str]) -> list[torch.nn.Parameter]:
@@ -161,9 +166,9 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
 
     c = p.config
-    steps_per_epoch = math.ceil(len(p.data["train"]) / c.per_device_train_batch_size)
+    steps_per_epoch = math.ceil(len(p.data["train"]) / global_batch(c))
     eval_every = max(1, steps_per_epoch // c.evals_per_epoch)
-    total_steps = sparsity.total_steps(len(p.data["train"]), c.per_device_train_batch_size, epochs)
+    total_steps = sparsity.total_steps(len(p.data["train"]), global_batch(c), epochs)
     ramp = {"start": c.keep_start, "end": c.keep_end} if keep is not None else {}
     gate_lr = c.gate_lr if c.gate_lr is not None or keep is None else sparsity.gate_lr(total_steps, **ramp)
     optimizer = ProximalAdamW(optimizer_groups(p, xi, gate_lr), lr=c.learning_rate, prox=c.prox)
