@@ -60,7 +60,7 @@ def test_the_model_is_the_final_evaluation_and_beats_its_majority_baseline(train
     report = soralab.gate_report(res.model)
     assert res.final["step"] == max(h["step"] for h in res.history)
     assert res.final["active_rank"] == report.active_rank
-    assert res.final["params_after_prune"] == report.params_after_prune
+    assert res.final["adapter_params_after_prune"] == report.params_after_prune
     assert res.baseline is not None and 0 <= res.baseline <= 100
     assert res.above_baseline(10), (res.score, res.baseline)
     assert 0 <= 100 * res.final["eval_validation_accuracy"] <= 100

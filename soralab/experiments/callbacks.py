@@ -26,7 +26,8 @@ class AdaLoraCallback(TrainerCallback):
 
 
 class GateStatsCallback(TrainerCallback):
-    """Records, at every evaluation, the active rank, the adapter size after pruning and the gates' xi."""
+    """Records, at every evaluation, the active rank, the adapters' size after pruning (``gate_report``'s count: the
+    head is not in it, unlike a result's ``params_after_prune``) and the gates' xi."""
 
     def __init__(self) -> None:
         self.history: list[dict] = []
@@ -39,7 +40,7 @@ class GateStatsCallback(TrainerCallback):
             optimizer = kwargs.get("optimizer")
             xi = [g["xi"] for g in getattr(optimizer, "param_groups", []) if g.get("name") == GATES]
             self.history.append({"step": state.global_step, "active_rank": report.active_rank,
-                                 "r_max": report.r_max, "params_after_prune": report.params_after_prune,
+                                 "r_max": report.r_max, "adapter_params_after_prune": report.params_after_prune,
                                  "xi": xi[0] if xi else None})
 
 

@@ -160,7 +160,7 @@ REPORTED_SPLITS = ("test", "test_matched", "validation", "validation_matched")
 @dataclass
 class GlueResult:
     config: dict[str, Any]
-    history: list[dict[str, float]]   # one row per evaluation: step, epoch, every eval metric, active rank
+    history: list[dict[str, float]]   # per evaluation: step, epoch, eval metrics; SoRA: active rank, adapter params, xi
     best: dict[str, float]            # the evaluation with the best main metric on "validation"
     final: dict[str, float]           # the last evaluation
     main_metric: str

@@ -265,5 +265,5 @@ def _history(log_history: list[dict], gate_rows: list[dict]) -> list[dict]:
                         not k.endswith(("_runtime", "_samples_per_second", "_steps_per_second"))})
     for g in gate_rows:
         if g["step"] in rows:
-            rows[g["step"]].update(active_rank=g["active_rank"], params_after_prune=g["params_after_prune"], xi=g["xi"])
+            rows[g["step"]].update({k: g[k] for k in ("active_rank", "adapter_params_after_prune", "xi")})
     return [rows[s] for s in sorted(rows)]
