@@ -267,3 +267,25 @@ def test_a_bf16_checkpoint_loads_in_fp32(tmp_path):
     assert {p.dtype for p in reloaded.parameters()} == {torch.float32}
     forced = soralab.experiments.models.load_classifier(tmp_path / "bf16", dtype=torch.bfloat16)[0]
     assert forced.dtype == torch.bfloat16
+
+
+def test_a_written_file_gets_the_umask_s_mode_and_an_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    """result.json and pattern files are read by others (a shared results folder): the mode of any new file, not
+    mkstemp's private 0o600. A write that fails leaves neither the target nor a temporary file."""
+    from soralab.files import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "a.json").read_text() == "{}"
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(tmp_path / "b.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
