@@ -45,6 +45,12 @@ def adapter_dtype(base: nn.Module) -> torch.dtype:
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
+def _as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` in the adapters' dtype; under autocast as it is (autocast picks the matmul's dtype, and a cast there
+    would only copy the activations)."""
+    return x if torch.is_autocast_enabled(x.device.type) else x.to(dtype)
+
+
 @contextlib.contextmanager
 def rng_kept(device: torch.device):
     """Inside, random draws (a layer's initialisation that is then overwritten) leave the global RNG of ``device``
@@ -95,7 +101,7 @@ class AdapterLayer(nn.Module):
         """``scaling * B A x`` for ``x`` of shape (..., in), in the adapters' dtype."""
         A = self.lora_A
         # scale the narrow (..., r) activation rather than the wide (..., out) one: same result, less work
-        return F.linear(F.linear(x.to(A.dtype), A) * self.scaling, self.lora_B)  # (..., in) -> (..., r) -> (..., out)
+        return F.linear(F.linear(_as(x, A.dtype), A) * self.scaling, self.lora_B)  # (..., in) -> (..., r) -> (..., out)
 
     def delta_weight(self) -> torch.Tensor:
         """The update ``scaling * B A`` as an (out x in) matrix."""
@@ -151,7 +157,7 @@ class SoRALinear(LoRALinear):
 
     def update(self, x: torch.Tensor) -> torch.Tensor:
         # (..., r) * (r,): gate and scaling applied together on the narrow activation
-        return F.linear(F.linear(x.to(self.lora_A.dtype), self.lora_A) * (self.gate * self.scaling), self.lora_B)
+        return F.linear(F.linear(_as(x, self.lora_A.dtype), self.lora_A) * (self.gate * self.scaling), self.lora_B)
 
     def delta_weight(self) -> torch.Tensor:
         return self.scaling * ((self.lora_B * self.gate) @ self.lora_A)
