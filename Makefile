@@ -8,8 +8,14 @@ NB_JOBS ?= 1
 
 .PHONY: install test lint notebooks bench quality clean
 
-install:  ## CPU torch first (a plain `torch` pulls a multi-GB CUDA build), then soralab with its extras
-	$(PY) -m pip install torch==2.13.0 || $(PY) -m pip install torch
+# Where torch comes from. Empty: pip's own settings (on this project's machines torch==2.13.0 is a CPU build from a local
+# wheel folder). On another Linux machine PyPI's torch bundles CUDA (gigabytes); for a CPU-only one use
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_FROM = $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+
+install:  ## torch first (see TORCH_INDEX), then soralab with its extras
+	$(PY) -m pip install torch==2.13.0 $(TORCH_FROM) || $(PY) -m pip install torch $(TORCH_FROM)
 	$(PY) -m pip install -e ".[dev,notebooks]"
 
 test: lint  ## what CI runs: lint, then every test and every notebook (smoke profile, via nbmake), on $(JOBS) workers
@@ -25,7 +31,7 @@ notebooks:  ## the notebook suite with papermill in $(PROFILE) (smoke | classroo
 bench:  ## train-step speed: PEFT LoRA vs soralab LoRA vs SoRA
 	$(PY) benchmarks/speed.py
 
-quality:  ## the quality record (about an hour on 2 cores; needs SORALAB_GLUE_DIR)
+quality:  ## the quality record (about 7 hours on 2 cores, resumable; needs SORALAB_GLUE_DIR)
 	bash benchmarks/quality.sh
 
 clean:

@@ -40,3 +40,8 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'soralab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, so that tab completion and ``help(soralab)`` list them."""
+    return sorted({*globals(), *_LAZY})

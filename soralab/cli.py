@@ -1,10 +1,10 @@
-"""Command line.
+"""soralab: SoRA, LoRA and their baselines on GLUE, from the command line.
 
     soralab quickstart                      # SoRA on the packaged MiniLM, SST-2 subset, prune, export, reload
     soralab glue --task rte --method sora --max-train-samples 1000 --output-dir runs/rte-sora
     soralab allocate --task mrpc --budget-rank 4 --output pattern.json   # SoRA-found ranks at LoRA r=4's size
-    soralab sweep --tasks rte mrpc --methods lora sora --seeds 1 2 3 --grid keep=0.25,0.5 --output-dir runs/sweep \
-        --set max_train_samples=1000 num_train_epochs=3
+    soralab sweep --tasks rte mrpc --methods lora sora --seeds 1 2 3 --grid keep=0.25,0.5 --output-dir runs/sweep
+        --set max_train_samples=1000 num_train_epochs=3     # (one command)
     soralab report runs/sweep --markdown runs/sweep/table.md --csv runs/sweep/table.csv
     soralab notebooks --profile classroom   # the notebook suite with papermill, summary in runs/notebooks/
 """
@@ -14,34 +14,53 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from dataclasses import fields
 from pathlib import Path
 
-from .errors import usage_errors_exit
+from .errors import UsageError, usage_errors_exit
+from .experiments.allocate import FIND_DEFAULTS
+from .experiments.run_config import describe
 from .experiments.train import GlueConfig, GlueResult, run_glue
-from .experiments.validate import check_output_dir, user_input
+from .experiments.validate import check_output_dir, field_kind, options, parse_option, user_input
 
 
-def _add_glue_options(p: argparse.ArgumentParser) -> None:
-    """One ``--option`` per ``GlueConfig`` field, typed from its annotation (``"int | None"`` -> int), with the
-    field's help text; options left out are None (the recipe's value) or the field's default."""
-    for f in fields(GlueConfig):
-        if f.name == "from_recipe":
+def _typed(name: str):
+    """argparse's ``type=`` for option ``name``: the text parsed as ``--set`` parses it (``none`` for an option that
+    may be None), a bad value reported by argparse with the reason."""
+    def parse(text: str):
+        try:
+            return parse_option(GlueConfig, name, text)
+        except UsageError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    parse.__name__ = name  # argparse names the type in its error
+    return parse
+
+
+def _add_glue_options(p: argparse.ArgumentParser, helps: dict[str, str] | None = None,
+                      skip: tuple[str, ...] = (), given_only: bool = False) -> None:
+    """One ``--option`` per ``GlueConfig`` option, typed from its annotation (``"int | None"`` -> int, ``none``
+    accepted), with the field's help text (or ``helps[name]``); options left out are None (the recipe's value) or the
+    field's default. ``given_only``: options left out are not set at all (the command has defaults of its own)."""
+    for name, f in options(GlueConfig).items():
+        if name in skip:
             continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type).split("|")[0].strip()
-        default = f" (default: {f.default})" if f.default is not None and kind != "bool" else ""
-        help_text = f.metadata.get("help", "") + default
-        if f.name == "task":
+        flag = "--" + name.replace("_", "-")
+        kind, optional = field_kind(f)
+        shown = f" (default: {f.default})" if f.default is not None and kind != "bool" else ""
+        help_text = (helps or {}).get(name, f.metadata.get("help", "") + shown)
+
+        def default(value):
+            return argparse.SUPPRESS if given_only else value
+
+        if name == "task":
             p.add_argument(flag, required=True, help=help_text)
-        elif kind == "bool" and "None" in str(f.type):  # unset (None: the recipe's), --flag or --no-flag
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif kind == "bool" and optional:  # unset (None: the recipe's), --flag or --no-flag
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default(None), help=help_text)
         elif kind == "bool":
-            p.add_argument(flag, action="store_true", help=help_text)
-        elif kind.startswith("list"):
-            p.add_argument(flag, nargs="+", default=f.default, help=help_text)
+            p.add_argument(flag, action="store_true", default=default(False), help=help_text)
+        elif kind == "list":
+            p.add_argument(flag, nargs="+", default=default(f.default), help=help_text)
         else:
-            p.add_argument(flag, type={"int": int, "float": float}.get(kind, str), default=f.default, help=help_text)
+            p.add_argument(flag, type=_typed(name), default=default(f.default), help=help_text)
 
 
 def print_result(result: GlueResult) -> None:
@@ -95,7 +114,6 @@ def allocate_command(args: argparse.Namespace, task: str, method: str, opts: dic
     """``soralab allocate``: options left out keep allocate's short-run defaults (then the recipe's)."""
     from .experiments.allocate import allocate
 
-    opts = {k: v for k, v in opts.items() if v is not None}
     user_input(GlueConfig, task=task, method=method, **opts)  # every option checked before anything loads
     p = allocate(task, args.budget_rank, budget_params=args.budget_params, max_rank=args.max_rank,
                  scaling=args.scaling, output=args.output, method=method, output_dir=args.output_dir,
@@ -129,8 +147,13 @@ def main(argv: list[str] | None = None) -> int:
                        "scaled to a parameter budget", description="Runs SoRA briefly (by default 1,000 training "
                        "rows, one epoch; every option below overrides that or the recipe), reads the ranks its gates "
                        "kept, scales them to the budget and writes a JSON that peft.LoraConfig and soralab take "
-                       "(soralab.allocate: peft_config / lora_config; soralab glue --rank-pattern).")
-    _add_glue_options(a)
+                       "(soralab.patterns: peft_config / lora_config; soralab glue --rank-pattern).")
+    _add_glue_options(a, given_only=True, skip=("rank_pattern",), helps={
+        "method": "what finds the ranks: sora or adalora (default: sora)",
+        "max_train_samples": f"training rows of the finding run (default: {FIND_DEFAULTS['max_train_samples']}; "
+                             f"none: all)",
+        "num_train_epochs": f"passes over them (default: {FIND_DEFAULTS['num_train_epochs']:g})",
+        "max_eval_samples": f"rows per evaluation (default: {FIND_DEFAULTS['max_eval_samples']}; none: all)"})
     a.add_argument("--budget-rank", type=int, default=None, help="budget: the parameters of uniform LoRA of this "
                    "rank on the same target modules (default: 4)")
     a.add_argument("--budget-params", type=int, default=None, help="budget as a number of LoRA parameters instead")
@@ -185,11 +208,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(report(args.output_dir, markdown=args.markdown, csv_path=args.csv))
         return 0
-    opts = {f.name: getattr(args, f.name) for f in fields(GlueConfig) if f.name != "from_recipe"}
-    task, method = opts.pop("task"), opts.pop("method")
+    opts = {name: getattr(args, name) for name in options(GlueConfig) if hasattr(args, name)}
+    task, method = opts.pop("task"), opts.pop("method", "sora")
     if args.command == "allocate":
         return allocate_command(args, task, method, opts)
-    user_input(GlueConfig, task=task, method=method, **opts)  # every option checked before anything loads
+    config = user_input(GlueConfig, task=task, method=method, **opts)  # every option checked before anything loads
+    check_output_dir(args.output_dir, "--output-dir")
+    if args.no_progress:  # (with progress, run_glue prints it)
+        print(describe(config))
     result = run_glue(task, method, output_dir=args.output_dir, progress=not args.no_progress, **opts)
     print_result(result)
     return 1 if result.degenerate else 0

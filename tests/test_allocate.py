@@ -378,3 +378,26 @@ def test_allocate_with_adalora_as_the_finder(tiny):
     assert len(p["found_ranks"]) == 12 and p["params"] <= p["budget"]["budget_params"]
     assert set(p["found_ranks"].values()) <= set(range(4))  # init_r = 3 for target_r = 2
     assert all(a == 2.0 * p["rank_pattern"][n] for n, a in p["alpha_pattern"].items())
+
+
+def test_cli_allocate_passes_only_what_was_given_and_none_means_all(monkeypatch, tmp_path, capsys):
+    """allocate has defaults of its own (FIND_DEFAULTS): an option left out must not reach it as None, which would
+    override them; `--max-train-samples none` must, to ask for the whole training set. Its help shows them."""
+    seen = {}
+
+    def fake(task, budget_rank, **kw):
+        seen.update(kw)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("soralab.experiments.allocate.allocate", fake)
+    with pytest.raises(SystemExit):
+        cli_main(["allocate", "--task", "mrpc", "--output", str(tmp_path / "p.json"), "--max-train-samples", "none",
+                  "--learning-rate", "1e-3"])
+    given = {k: v for k, v in seen.items() if k not in ("budget_params", "max_rank", "scaling", "output", "method",
+                                                         "output_dir", "progress")}
+    assert given == {"max_train_samples": None, "learning_rate": 1e-3} and seen["method"] == "sora"
+    with pytest.raises(SystemExit):
+        cli_main(["allocate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "sora or adalora (default: sora)" in help_text and "(default: 1000; none: all)" in help_text
+    assert "--rank-pattern RANK_PATTERN" not in help_text, "allocate writes a pattern; its finding run takes none"

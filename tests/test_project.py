@@ -77,3 +77,10 @@ def test_imports_run_one_way():
             if rank(target) > rank(me):
                 upward.append(f"{me} imports {target}")
     assert not upward, upward
+
+
+def test_the_lazy_public_names_are_listed():
+    """soralab.allocate and soralab.xi_values load on first use; dir() (tab completion, help()) still lists them."""
+    import soralab
+
+    assert set(soralab.__all__) <= set(dir(soralab))

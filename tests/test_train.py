@@ -141,11 +141,11 @@ def test_rerun_reuses_and_other_config_is_refused(tiny, tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     # a result saved before an option existed ran with that option's default, so it is still reused
     saved = json.loads(before)
-    del saved["config"]["gate_l1_loss"]
+    del saved["config"]["evals_per_epoch"]
     (tmp_path / RESULT_NAME).write_text(json.dumps(saved))
     assert run_glue("sst2", "lora", **kw).reused
-    with pytest.raises(ValueError, match=r"different configuration.*'gate_l1_loss': \(0.0, 0.1\)"):
-        run_glue("sst2", "lora", gate_l1_loss=0.1, **kw)
+    with pytest.raises(ValueError, match=r"different configuration.*'evals_per_epoch': \(1, 2\)"):
+        run_glue("sst2", "lora", evals_per_epoch=2, **kw)
 
 
 def test_result_of_another_devices_auto_precision_is_reused_unless_precision_is_given(tiny, tmp_path, monkeypatch):
@@ -205,10 +205,32 @@ def test_bad_inputs(kwargs, error, match, tiny):
 def test_cli_glue_prints_the_table(tiny, tmp_path, capsys):
     code = cli_main(["glue", "--task", "sst2", "--method", "sora", "--model-name-or-path", tiny["model"],
                      "--data-dir", tiny["data"], "--num-train-epochs", "1", "--max-seq-length", "32",
-                     "--per-device-train-batch-size", "8", "--output-dir", str(tmp_path), "--no-progress"])
+                     "--per-device-train-batch-size", "8", "--output-dir", str(tmp_path), "--no-progress",
+                     "--model-dropout", "none"])
     out = capsys.readouterr().out
     assert code == 0 and "sst2 / sora" in out and "| 6 | 1.00 |" in out and "after pruning" in out
-    assert GlueResult.from_json(tmp_path / RESULT_NAME).config["method"] == "sora"
+    assert "from the recipe: " in out, "which values came from the recipe is printed, progress bars or not"
+    saved = GlueResult.from_json(tmp_path / RESULT_NAME)
+    assert saved.config["method"] == "sora" and saved.config["model_dropout"] is None  # none: the checkpoint's
+    assert sorted(p.name for p in tmp_path.iterdir()) == [RESULT_NAME], "no empty trainer/ folder left behind"
+
+
+def test_a_saved_result_of_other_data_is_refused_and_the_same_files_elsewhere_reused(tiny, tmp_path, monkeypatch):
+    """The data's folder may come from $SORALAB_GLUE_DIR, which the config does not hold: a result records a hash of
+    the task's files and is reused only for the same files (a copy elsewhere is the same data)."""
+    import shutil
+
+    kw = dict(model_name_or_path=tiny["model"], num_train_epochs=1, output_dir=tmp_path / "run", **FAST)
+    monkeypatch.setenv("SORALAB_GLUE_DIR", tiny["data"])
+    first = run_glue("sst2", "lora", **kw)
+    assert first.environment["data"].startswith("local:")
+    copy = shutil.copytree(tiny["data"], tmp_path / "copy")
+    monkeypatch.setenv("SORALAB_GLUE_DIR", str(copy))
+    assert run_glue("sst2", "lora", **kw).reused
+    write_glue_fixture(tmp_path / "other", "sst2", n_train=48, n_dev=16, seed=5)
+    monkeypatch.setenv("SORALAB_GLUE_DIR", str(tmp_path / "other"))
+    with pytest.raises(ValueError, match=r"holds a result trained on other data \(saved: local:\w+, now: local:"):
+        run_glue("sst2", "lora", **kw)
 
 
 @pytest.mark.slow
@@ -257,7 +279,8 @@ def test_sweep_is_resumable_and_report_aggregates(tiny, tmp_path, monkeypatch, c
     assert " ± " in lora_row and "| 2 |" in lora_row  # two seeds aggregated
     assert "| sora | default |" in table and "AdaLoRA" in table and "85.20" in table  # reference RTE, LoRA r=8
     assert cli_main(["report", str(tmp_path), "--csv", str(tmp_path / "t.csv")]) == 0
-    assert (tmp_path / "t.csv").read_text().startswith("method,setting,model,rte,mean")
+    assert (tmp_path / "t.csv").read_text().startswith("method,setting,model,rte (accuracy),mean")
+    assert "MRPC accuracy" in table, "the reference's note names each task's metric (theirs: MRPC accuracy)"
 
 
 def test_report_rows_are_methods_and_settings_not_per_task_sizes(tmp_path):

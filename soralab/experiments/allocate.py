@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -28,6 +27,7 @@ from .glue import get_task
 from .models import HEADS, load_classifier, model_family
 from .results import dumps
 from .train import run_glue
+from .validate import check_output_dir, check_output_file
 
 # The finding run's default budget: 1,000 training rows, one pass, 200 rows per evaluation. With the recipes'
 # batch of 32 that is 32 optimiser steps; a full MRPC run (3,668 rows x 3 epochs) takes 345, so the search costs
@@ -59,8 +59,8 @@ def allocate(task: str, budget_rank: int | None = None, *, budget_params: int | 
     """
     if method not in FINDERS:
         raise UsageError(f"allocate finds ranks with {' or '.join(FINDERS)}, got method={method!r}")
-    if output is not None and Path(output).is_dir():
-        raise UsageError(f"output {str(output)!r} is a folder; give a file name such as pattern.json")
+    check_output_file(output, "output", "pattern.json")
+    check_output_dir(output_dir)
     if max_rank is not None:
         _positive_int(max_rank, "max_rank", "the largest rank any module may get, e.g. 16")
     budget_of([], budget_rank, budget_params)  # a bad budget is refused before anything trains

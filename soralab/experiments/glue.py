@@ -216,20 +216,35 @@ def _load_local(task: GlueTask, root: Path, origin: str) -> dict[str, datasets.D
     return out
 
 
+def _local_root(data_dir: str | os.PathLike[str] | None) -> tuple[Path, str] | None:
+    """The local GLUE folder ``load_glue`` reads and where it was named; None: the hub."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser(), "given as data_dir"
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser(), f"from ${ENV_VAR}"
+    return None
+
+
 def check_local_data(task: str | GlueTask, data_dir: str | os.PathLike[str] | None = None) -> None:
     """Before any training: the local GLUE files ``load_glue`` would read exist and are UTF-8 text.
 
     Nothing to check when the data comes from the hub (no ``data_dir`` and no ``$SORALAB_GLUE_DIR``).
     """
-    spec = get_task(task)
-    if data_dir is not None:
-        root, origin = Path(data_dir).expanduser(), "given as data_dir"
-    elif os.environ.get(ENV_VAR):
-        root, origin = Path(os.environ[ENV_VAR]).expanduser(), f"from ${ENV_VAR}"
-    else:
-        return
-    for path in _local_files(spec, root, origin).values():
-        check_text_file(path, "GLUE data file")
+    if (local := _local_root(data_dir)) is not None:
+        for path in _local_files(get_task(task), *local).values():
+            check_text_file(path, "GLUE data file")
+
+
+def data_source(task: str | GlueTask, data_dir: str | os.PathLike[str] | None = None) -> str:
+    """What ``load_glue`` would read the task from, as a result records it: ``local:`` and a hash of the task's
+    files (the same files anywhere on disk give the same text), or ``hub:`` and the dataset's id."""
+    if (local := _local_root(data_dir)) is None:
+        return f"hub:{HUB_ID}"
+    digest = hashlib.blake2b(digest_size=8)
+    for split, path in sorted(_local_files(get_task(task), *local).items()):
+        with open(path, "rb") as fh:
+            digest.update(f"{split}:{hashlib.file_digest(fh, 'blake2b').hexdigest()};".encode())
+    return f"local:{digest.hexdigest()}"
 
 
 def _load_hub(task: GlueTask) -> dict[str, datasets.Dataset]:
@@ -293,12 +308,8 @@ def load_glue(task: str | GlueTask, data_dir: str | os.PathLike[str] | None = No
     for name, cap in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0):
             raise UsageError(f"{name} must be a positive integer or None, got {cap!r}")
-    if data_dir is not None:
-        splits = _load_local(spec, Path(data_dir).expanduser(), "given as data_dir")
-    elif os.environ.get(ENV_VAR):
-        splits = _load_local(spec, Path(os.environ[ENV_VAR]).expanduser(), f"from ${ENV_VAR}")
-    else:
-        splits = _load_hub(spec)
+    local = _local_root(data_dir)
+    splits = _load_hub(spec) if local is None else _load_local(spec, *local)
     if split_protocol == "paper":
         splits = _paper_splits(spec, splits, seed)
     elif split_protocol == "holdout":

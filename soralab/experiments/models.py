@@ -65,6 +65,15 @@ def load_classifier(name_or_path: str = DEFAULT_MODEL, num_labels: int = 2, **kw
     return model, tokenizer
 
 
+def max_tokens(model: nn.Module, tokenizer) -> int | None:
+    """The longest input the model takes: its position embeddings' count, or the tokenizer's limit where that is
+    smaller (RoBERTa's 514 positions hold 512 tokens); None if neither says."""
+    limits = [getattr(model.config, "max_position_embeddings", None),
+              getattr(tokenizer, "model_max_length", None)]
+    limits = [n for n in limits if isinstance(n, int) and 0 < n < 1_000_000]  # tokenizers without one say 1e30
+    return min(limits) if limits else None
+
+
 def set_dropout(model: nn.Module, p: float) -> int:
     """Set every ``torch.nn.Dropout`` of ``model`` to ``p``; returns how many there were. Call it before adapters are
     injected, or their own dropout changes too. transformers' attention (SDPA and eager) reads its dropout module's

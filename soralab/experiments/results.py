@@ -61,7 +61,8 @@ def select_best(history: list[dict], key: str) -> dict:
 def read_result(path: str | Path) -> dict[str, Any]:
     """The dict saved in a ``result.json``, ``null`` metrics back to NaN; ``CorruptResultError`` naming the file."""
     path = Path(path)
-    advice = "the run was interrupted while saving it: rerun the sweep (it redoes that run) or delete the file"
+    advice = ("it is not a result soralab wrote whole (soralab writes a result.json in one piece, so another "
+              "program or an edit made it): delete it, and a rerun of the sweep redoes that run")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -31,8 +31,12 @@ def _opt(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
-RECIPE = "None: from the recipe (soralab.recipes)"
+RECIPE = "None: from the recipe (soralab.experiments.recipes)"
 KEEP_SCHEDULE = ("keep_start", "keep_end", "keep_final")  # how keep is reached
+# Options that only one method uses: given to another method they are refused (a sweep's --set and --grid give them
+# only to that method's runs).
+METHOD_ONLY = {**dict.fromkeys(("xi", "keep", *KEEP_SCHEDULE, "gate_init", "gate_lr", "prox", "gate_l1_loss"), "sora"),
+               "num_basis": "nola"}
 # Options added to the recipe or to GlueConfig after results were first saved, with the value every run saved before
 # them used (a default may change; what an old run did does not).
 ADDED_LATER: dict[str, Any] = {"keep_start": 0.1, "keep_end": 0.7, "keep_final": False,
@@ -78,7 +82,7 @@ class GlueConfig:
                                           "target_modules, per-module ranks and alphas are used instead of "
                                           "target_modules, r and lora_alpha")
     keep: float | None = _opt(None, "SoRA: share of ranks to keep, in (0, 1], reached by steering xi during "
-                                    f"training (soralab.sparsity); {RECIPE}; ignored when xi is given")
+                                    f"training (soralab.experiments.sparsity); {RECIPE}; not with xi")
     keep_start: float | None = _opt(None, f"SoRA with keep: share of the run before xi rises; {RECIPE}")
     keep_end: float | None = _opt(None, f"SoRA with keep: share of the run by which the live ranks fall to keep; "
                                         f"{RECIPE}")
@@ -87,8 +91,9 @@ class GlueConfig:
                                          f"xi holds the share to the end; {RECIPE}")
     xi: float | None = _opt(None, "SoRA: a constant L1 strength instead of keep (threshold lr * xi per step)")
     gate_init: str | None = _opt(None, f"SoRA: initial gates, ones or randn; {RECIPE}")
-    gate_lr: float | None = _opt(None, "SoRA: learning rate of the gates (None: with keep, soralab.sparsity.gate_lr "
-                                       "of the run's steps; with xi, learning_rate)")
+    gate_lr: float | None = _opt(None, "SoRA: learning rate of the gates (None: with keep, "
+                                       "soralab.experiments.sparsity.gate_lr of the run's steps; with xi, "
+                                       "learning_rate)")
     prox: str = _opt("paper", "SoRA: paper (threshold lr * xi) or official (the authors' constant xi and their "
                               "in-place steps)")
     gate_l1_loss: float = _opt(0.0, "SoRA: the authors' extra loss term lambda * mean|g| (the paper has none)")
@@ -98,7 +103,8 @@ class GlueConfig:
                                   "fp32), fp32, bf16 or fp16 (GPU only)")
     torch_compile: bool = _opt(False, "compile the model with torch.compile before training")
     device: str = _opt("auto", "auto, cpu or cuda")
-    from_recipe: list[str] = _opt(None, "set by soralab: the options whose value came from the recipe")
+    from_recipe: list[str] = field(default=None, metadata={  # not an option: --set and the CLI do not offer it
+        "help": "set by soralab: the options whose value came from the recipe", "internal": True})
 
     def __post_init__(self) -> None:
         if self.task is None:
@@ -122,14 +128,15 @@ class GlueConfig:
 
     def _fill_from_recipe(self) -> None:
         sora_only = ("keep", "gate_init", *KEEP_SCHEDULE)
-        if self.method != "sora":
-            for name in (*sora_only, "xi"):
-                if getattr(self, name) is not None:
-                    raise UsageError(f"{name} is a SoRA option; method {self.method!r} does not use it")
-        elif self.xi is not None and self.keep is not None:
+        for name, owner in METHOD_ONLY.items():
+            value = getattr(self, name)
+            if self.method != owner and value is not None and value != GlueConfig.__dataclass_fields__[name].default:
+                raise UsageError(f"{name} is a {'SoRA' if owner == 'sora' else 'NOLA'} option; method "
+                                 f"{self.method!r} does not use it (got {name}={value!r})")
+        if self.xi is not None and self.keep is not None:  # (both are SoRA's: here the method is sora)
             raise UsageError(f"give SoRA's strength as keep (a share of ranks) or as xi (a constant), not both; "
                              f"got keep={self.keep}, xi={self.xi}")
-        elif self.xi is not None and (given := [n for n in KEEP_SCHEDULE if getattr(self, n) is not None]):
+        if self.xi is not None and (given := [n for n in KEEP_SCHEDULE if getattr(self, n) is not None]):
             raise UsageError(f"{', '.join(given)} shape how keep is reached; with a constant xi={self.xi} there is "
                              f"no keep schedule: drop them, or give keep instead of xi")
         if self.from_recipe is not None:  # a saved configuration: already filled
@@ -169,7 +176,7 @@ class GlueResult:
     active_ranks: dict[str, int] = field(default_factory=dict)
     wall_time_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds: load, tokenize, train, evaluate
-    environment: dict[str, str] = field(default_factory=dict)  # versions and device (hardware.environment)
+    environment: dict[str, str] = field(default_factory=dict)  # versions, device (hardware.environment), data source
     # The majority-class score (x100) of the reported split: what a model that always predicts the most frequent
     # training label scores (0 for STS-B's Pearson). None in results saved before it was recorded.
     baseline: float | None = None

@@ -21,12 +21,11 @@ from tqdm.auto import tqdm
 
 from ..errors import MissingFileError, UsageError
 from ..files import atomic_write_text
+from .glue import get_task
+from .run_config import METHOD_ONLY  # a grid over one method's options does not multiply the others' runs
 from .train import RESULT_NAME, GlueConfig, GlueResult, run_glue
-from .validate import check_output_dir, check_run, field_kind, parse_option, user_input
+from .validate import check_output_dir, check_output_file, check_run, field_kind, options, parse_option, user_input
 
-# Options that only mean something for one method; a grid over them does not multiply the other methods' runs.
-METHOD_ONLY = {"xi": "sora", "keep": "sora", "gate_lr": "sora", "prox": "sora", "gate_init": "sora",
-               "gate_l1_loss": "sora", "num_basis": "nola"}
 REFERENCES = resources.files("soralab") / "data" / "reference_glue.csv"  # package data: in a wheel too
 SWEEP_SETS = {"task": "--tasks", "method": "--methods", "seed": "--seeds"}  # options the sweep sets per run
 
@@ -83,7 +82,7 @@ def check_sweep(runs: list[dict], root: Path, grid: dict[str, list], common: dic
     for name in [*grid, *common]:
         if name in SWEEP_SETS:
             raise UsageError(f"{name} is set per run by the sweep; use {SWEEP_SETS[name]} instead of --set/--grid")
-        known = [f for f in GlueConfig.__dataclass_fields__ if f not in SWEEP_SETS]
+        known = [f for f in options(GlueConfig) if f not in SWEEP_SETS]
         if name not in known:
             raise UsageError(f"unknown option {name!r} in the sweep's grid or --set; valid options: {', '.join(known)}")
     if not runs:
@@ -126,7 +125,10 @@ def collect(output_dir: str | Path) -> list[GlueResult]:
 
 def report(output_dir: str | Path, markdown: str | Path | None = None, csv_path: str | Path | None = None,
            references: bool = True) -> str:
-    """Mean ± std over seeds per (method, setting) and task, with parameters and time; Markdown and CSV."""
+    """Mean ± std over seeds per (method, setting) and task (its main metric named in the header), with parameters
+    and time; Markdown and CSV."""
+    check_output_file(markdown, "markdown", "table.md")
+    check_output_file(csv_path, "csv_path", "table.csv")
     results = collect(output_dir)
     if not results:
         raise MissingFileError(f"no {RESULT_NAME} under {output_dir}; run `soralab sweep` first")
@@ -146,7 +148,8 @@ def report(output_dir: str | Path, markdown: str | Path | None = None, csv_path:
         setting = {k: c[k] for k in varying[c["method"]]}
         groups[(c["method"], _setting_name(setting), c["model_name_or_path"])][c["task"]].append(r)
     tasks = sorted({r.config["task"] for r in results})
-    header = ["method", "setting", "model", *tasks, "mean", "params after prune", "seeds", "time (s)"]
+    header = ["method", "setting", "model", *(f"{t} ({get_task(t).main_metric})" for t in tasks), "mean",
+              "params after prune", "seeds", "time (s)"]
     rows = []
     for (method, setting, model), by_task in sorted(groups.items()):
         means = [m for t in tasks if by_task.get(t) and not math.isnan(m := _mean_score(by_task[t]))]
@@ -173,7 +176,8 @@ def report(output_dir: str | Path, markdown: str | Path | None = None, csv_path:
 def reference_table(tasks: list[str]) -> str:
     """The literature's numbers for the same tasks (``soralab/data/reference_glue.csv``, source named there)."""
     lines = [ln for ln in REFERENCES.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
-    source = [ln[2:] for ln in REFERENCES.read_text(encoding="utf-8").splitlines() if ln.startswith("# ")][:2]
+    # the whole note: which paper and table, and each task's metric (theirs may differ from ours: MRPC accuracy)
+    source = [ln[2:] for ln in REFERENCES.read_text(encoding="utf-8").splitlines() if ln.startswith("# ")]
     rows = list(csv.DictReader(lines))
     cols = [t for t in tasks if t in rows[0]]
     out = ["Reference (" + " ".join(source) + "):", "",

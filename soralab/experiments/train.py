@@ -11,6 +11,7 @@ folder returns it instead of training again.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import shutil
@@ -35,7 +36,7 @@ from . import glue, metrics, sparsity
 from .callbacks import AdaLoraCallback, GateStatsCallback, KeepCallback
 from .hardware import attention_kernel, environment, use_cpu, world_size
 from .methods import active_ranks, prepare, pruned_params
-from .models import HEADS, TARGETS, load_classifier, model_family, set_dropout
+from .models import HEADS, TARGETS, load_classifier, max_tokens, model_family, set_dropout
 from .results import CorruptResultError, dumps, select_best
 from .run_config import REPORTED_SPLITS, RESULT_NAME, GlueConfig, GlueResult, describe
 from .validate import check_run
@@ -46,11 +47,13 @@ def _eval_splits(data) -> dict:
 
 
 def _reuse(output_dir: Path | None, config: GlueConfig, save_model: bool = False,
-           auto_precision: bool = False) -> GlueResult | None:
-    """The finished result in ``output_dir`` if it ran this configuration; ``None`` if there is none.
+           auto_precision: bool = False, data: str | None = None) -> GlueResult | None:
+    """The finished result in ``output_dir`` if it ran this configuration on this data; ``None`` if there is none.
 
     ``auto_precision``: the caller left ``precision="auto"``, so a result whose device chose another precision
-    (bf16 on a GPU, fp32 on this CPU) is still this configuration and is reused, with a warning."""
+    (bf16 on a GPU, fp32 on this CPU) is still this configuration and is reused, with a warning.
+    ``data``: ``glue.data_source`` of this run; a result that recorded other data is refused (one saved before
+    results recorded it is reused)."""
     if output_dir is None or not (output_dir / RESULT_NAME).is_file():
         return None
     try:
@@ -65,6 +68,10 @@ def _reuse(output_dir: Path | None, config: GlueConfig, save_model: bool = False
     if diff:
         raise UsageError(f"{output_dir} holds a result from a different configuration (saved vs now: {diff}); "
                          f"use another output_dir, or delete {output_dir / RESULT_NAME} to rerun")
+    if data is not None and old.environment.get("data", data) != data:
+        raise UsageError(f"{output_dir} holds a result trained on other data (saved: {old.environment['data']}, "
+                         f"now: {data}; data_dir or ${glue.ENV_VAR} names another copy of the task); use another "
+                         f"output_dir, or delete {output_dir / RESULT_NAME} to rerun")
     if old.config.get("precision") != new["precision"]:  # only with auto_precision, else refused above
         warnings.warn(f"{output_dir / RESULT_NAME} ran in {old.config.get('precision')} on "
                       f"{old.environment.get('device', 'another device')}; precision='auto' would choose "
@@ -106,6 +113,9 @@ def setup(config: GlueConfig, epochs: float | None = None) -> Prepared:
                           max_eval_samples=config.max_eval_samples, seed=config.seed,
                           split_protocol=config.split_protocol)
     model, tokenizer = load_classifier(config.model_name_or_path, num_labels=spec.num_labels)
+    if (limit := max_tokens(model, tokenizer)) is not None and config.max_seq_length > limit:
+        raise UsageError(f"max_seq_length={config.max_seq_length} is longer than {config.model_name_or_path!r} takes "
+                         f"({limit} tokens); use at most {limit}")
     if config.model_dropout is not None:
         set_dropout(model, config.model_dropout)  # before the adapters exist: their lora_dropout stays
     t1 = time.perf_counter()
@@ -217,7 +227,8 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     output_dir = Path(output_dir) if output_dir is not None else None
     check_run(config, output_dir, save_model)
     auto_precision = kwargs.get("precision", "auto") == "auto"
-    if (cached := _reuse(output_dir, config, save_model, auto_precision)) is not None:
+    data = glue.data_source(config.task, config.data_dir)  # recorded, and compared with a saved result's
+    if (cached := _reuse(output_dir, config, save_model, auto_precision, data)) is not None:
         return cached
     if progress:
         print(describe(config))
@@ -232,6 +243,9 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
         if trainer.state.global_step % trainer.args.eval_steps:  # make sure the final model is evaluated
             trainer.evaluate()
     release(trainer)
+    if output_dir is not None:  # the Trainer's folder: nothing in it with save_strategy="no"; a folder left empty
+        with contextlib.suppress(OSError):
+            (output_dir / "trainer").rmdir()
     evaluating = sum(v for e in trainer.state.log_history for k, v in e.items() if k.endswith("_runtime")
                      and k.startswith("eval_"))
     timings = {**p.timings, "train": time.perf_counter() - t0 - evaluating, "evaluate": evaluating}
@@ -246,7 +260,8 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
                         main_metric=p.spec.main_metric, trainable_params=p.trainable_params,
                         params_after_prune=pruned_params(p.model), active_ranks=active_ranks(p.model),
                         wall_time_s=time.perf_counter() - start, timings=timings,
-                        environment=environment(config.device), baseline=baseline, model=p.model)
+                        environment={**environment(config.device), "data": data}, baseline=baseline,
+                        model=p.model)
     if output_dir is not None and trainer.is_world_process_zero():
         if save_model and method in ("lora", "sora", "nola"):
             # a pruned copy goes to disk; result.model stays as trained

@@ -98,6 +98,11 @@ def check_options(config: Any) -> None:
             raise UsageError(f"{f.name} must be one of {', '.join(CHOICES[f.name])}, got {value!r}")
 
 
+def options(cls: Any) -> dict[str, Field]:
+    """The fields of ``cls`` a user sets (not those marked ``internal``, which soralab fills in)."""
+    return {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
+
+
 def parse_option(cls: Any, name: str, text: str) -> Any:
     """The value of option ``name`` of dataclass ``cls`` written as ``text``, parsed by the field's type.
 
@@ -105,7 +110,7 @@ def parse_option(cls: Any, name: str, text: str) -> Any:
     then read as they did before options were typed, and an int is a valid value for a float option.
     A list option takes comma-separated names (``target_modules=query,value``).
     """
-    known = {f.name: f for f in fields(cls)}
+    known = options(cls)
     if name not in known:
         raise UsageError(f"unknown option {name!r}; valid options: {', '.join(known)}")
     kind, optional = field_kind(known[name])
@@ -166,9 +171,36 @@ def check_run(config: Any, output_dir: str | os.PathLike | None = None, save_mod
 
 
 def check_output_dir(path: str | os.PathLike | None, option: str = "output_dir") -> None:
-    """An output folder may be missing (it is created) but must not be a file."""
-    if path is not None and Path(path).exists() and not Path(path).is_dir():
+    """An output folder may be missing (it is created) but must not be a file, nor lie below one, and must be
+    writable: checked before anything loads or trains, not found out when the first file is written."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {str(path)!r} is a file; give a folder (it is created if missing)")
+    _check_writable(path, option)
+
+
+def check_output_file(path: str | os.PathLike | None, option: str, example: str) -> None:
+    """An output file may be missing or replaced, but must not be a folder, and its folder must be creatable."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{option} {str(path)!r} is a folder; give a file name such as {example}")
+    _check_writable(path.parent, option, path)
+
+
+def _check_writable(folder: Path, option: str, target: Path | None = None) -> None:
+    """``folder`` exists as a writable folder, or its nearest existing ancestor is one (it can be created)."""
+    target = folder if target is None else target
+    base = folder
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise UsageError(f"{option} {str(target)!r} cannot be written: {str(base)!r} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {str(target)!r} cannot be written: no permission to write in {str(base)!r}")
 
 
 def _in_hub_cache(repo_id: str) -> bool:
