@@ -118,6 +118,8 @@ def prune(model: nn.Module) -> nn.Module:
             lora = LoRALinear(m.base_layer, r=keep.numel(), lora_alpha=m.scaling * keep.numel())
         lora.lora_dropout = m.lora_dropout
         lora.train(m.training)
+        for new, old in ((lora.lora_A, m.lora_A), (lora.lora_B, m.lora_B)):
+            new.requires_grad_(old.requires_grad)  # a frozen SoRA layer stays frozen as a LoRA one
         lora.lora_A.copy_(m.lora_A[keep])
         lora.lora_B.copy_(m.lora_B[:, keep] * m.gate[keep])
         replace_module(model, name, lora)
@@ -130,7 +132,8 @@ def merge(model: nn.Module) -> nn.Module:
     check_finite(adapter_tensors(model), "merge")
     for name, m in list(adapter_modules(model)):
         base = m.base_layer
-        delta = m.delta_weight().to(base.weight.dtype)
+        with torch.autocast(base.weight.device.type, enabled=False):  # inside a bf16 autocast: still float32 B @ A
+            delta = m.delta_weight().to(base.weight.dtype)
         base.weight += delta.T if m.fan_in_fan_out else delta
         replace_module(model, name, base)
     if hasattr(model, "soralab_config"):

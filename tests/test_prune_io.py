@@ -214,3 +214,23 @@ def test_prune_and_load_leave_the_global_rng_alone(tmp_path):
     torch.manual_seed(123)
     soralab.load_adapter(fresh, tmp_path / "a")
     assert torch.equal(torch.rand(4), expected), "load_adapter drew from the global RNG"
+
+
+def test_merge_inside_autocast_computes_the_update_in_float32(batch):
+    """A merge called inside a bf16 autocast (say, in a Trainer's evaluation) must not round B @ A to bf16."""
+    model = trained_sora()
+    twin = copy.deepcopy(model)
+    soralab.merge(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        soralab.merge(twin)
+    for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_prune_keeps_a_frozen_sora_layer_frozen():
+    model = trained_sora()
+    for _, m in soralab.adapter_modules(model):
+        for p in m.parameters(recurse=False):
+            p.requires_grad_(False)
+    soralab.prune(model)
+    assert all(not p.requires_grad for _, m in soralab.adapter_modules(model) for p in m.parameters(recurse=False))
