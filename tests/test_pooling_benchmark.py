@@ -1,21 +1,14 @@
 """benchmarks/pooling.py's mean-pooling head: the finding in recipes_results.md (third round) rests on it honouring
 the attention mask, so padding a batch must not change what the classifier sees."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
+from benchmark_scripts import load_script
 
 from soralab.experiments.models import tiny_model
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pooling.py"
-
 
 def _pooling():
-    spec = importlib.util.spec_from_file_location("pooling_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("pooling")
 
 
 def test_mean_pooler_is_the_masked_mean_and_ignores_padding():

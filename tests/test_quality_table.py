@@ -3,20 +3,13 @@ to their own files, and the Markdown says which dropout the runs had and whether
 device. Its runs are kept in committed records that outlive runs/, and a table never drops a committed row whose run
 is gone. Synthetic rows stand in for saved runs; the GLUE data is not needed."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "quality_table.py"
+from benchmark_scripts import load_script
 
 
 @pytest.fixture
 def table(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("quality_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    spec.loader.exec_module(module)
+    module = load_script("quality_table")
     monkeypatch.setattr(module, "HERE", tmp_path)
     monkeypatch.setattr(module, "baseline", lambda task, data_dir=None: 50.0)
     return module

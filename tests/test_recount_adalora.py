@@ -1,27 +1,22 @@
 """benchmarks/recount_adalora.py: results saved when AdaLoRA's ``params_after_prune`` was its trainable count get the
 count ``run_glue`` writes today, from the ranks they kept, and nothing else in them changes."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_script
 from glue_fixtures import write_glue_fixture
 
 from soralab.errors import UsageError
 from soralab.experiments.models import save_tiny_checkpoint
 from soralab.experiments.train import RESULT_NAME, run_glue
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "recount_adalora.py"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def recount():
-    spec = importlib.util.spec_from_file_location("recount_adalora", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("recount_adalora")
 
 
 @pytest.fixture(scope="module")

@@ -30,15 +30,16 @@ BASE: dict[str, Any] = {
     "per_device_train_batch_size": 32,
     "warmup_ratio": 0.06,
     "max_seq_length": 128,
-    # SoRA's strength: keep half of the ranks (see soralab.sparsity). Half is where the paper's claim is tested:
-    # with MiniLM's head (pooler + classifier, 148,610 parameters) it leaves 65% of LoRA r=8's trainable
+    # SoRA's strength: keep half of the ranks (see soralab.experiments.sparsity). Half is where the paper's claim is
+    # tested: with MiniLM's head (pooler + classifier, 148,610 parameters) it leaves 65% of LoRA r=8's trainable
     # parameters, under the 70% the paper's claim allows.
     "keep": 0.5,
     # With keep, equal gates: which ranks die is decided by training, not by the draw of the initial gates
-    # (notebook 05 found randn starts deciding the allocation at GLUE budgets). A run given a constant xi
+    # (an earlier notebook 05, commit 681401f, found randn starts deciding the allocation at GLUE budgets). A run
+    # given a constant xi
     # instead gets SoRAConfig's default (the authors' randn).
     "gate_init": "ones",
-    # How keep is reached (soralab.sparsity.KeepSchedule): xi rises from 5% of the run, the live share reaches keep
+    # How keep is reached (sparsity.KeepSchedule): xi rises from 5% of the run, the live share reaches keep
     # at 40%, and there the cut is final: the surviving ranks train on, unshrunk, for the rest of the run. Chosen on
     # held-out training data by benchmarks/keep_schedule.py (keep_schedule_results.md): SoRA minus LoRA went from
     # -1.75 (the quality record's 0.1 / 0.7 / not final) to -0.88, mean of STS-B and MRPC, one seed.

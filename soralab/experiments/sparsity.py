@@ -37,8 +37,8 @@ import torch
 
 from ..optim import gate_parameters
 
-# The ramp, as shares of the run, and whether the cut is final: the recipe's values (soralab.recipes.BASE), chosen on
-# held-out training data by benchmarks/keep_schedule.py. The quality record's runs used 0.1, 0.7 and not final.
+# The ramp, as shares of the run, and whether the cut is final: the recipe's values (soralab.experiments.recipes.BASE),
+# chosen on held-out training data by benchmarks/keep_schedule.py. The quality record's runs used 0.1, 0.7, not final.
 START, END, FINAL = 0.05, 0.4, True
 TRAVEL = 5.0  # how far (in gate sizes) a gate can move over the ramp at gate_lr(total_steps)
 
