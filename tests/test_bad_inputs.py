@@ -283,6 +283,8 @@ ROWS = [
      r"gate_lr is a SoRA option; method 'lora' does not use it"),
     ("prox for adalora", lambda e: GlueConfig(task="rte", method="adalora", prox="official"), UsageError,
      r"prox is a SoRA option; method 'adalora' does not use it"),
+    ("prox official with the keep schedule", lambda e: GlueConfig(task="rte", method="sora", prox="official"),
+     UsageError, r"prox='official' is the authors' optimiser: a constant threshold t = xi at every step; give that xi"),
     ("num_basis for sora", lambda e: GlueConfig(task="rte", method="sora", num_basis=8), UsageError,
      r"num_basis is a NOLA option; method 'sora' does not use it"),
     ("save into a folder with other files", lambda e: (e.tmp.joinpath("keep.txt").write_text("x"),

@@ -94,8 +94,8 @@ class GlueConfig:
     gate_lr: float | None = _opt(None, "SoRA: learning rate of the gates (None: with keep, "
                                        "soralab.experiments.sparsity.gate_lr of the run's steps; with xi, "
                                        "learning_rate)")
-    prox: str = _opt("paper", "SoRA: paper (threshold lr * xi) or official (the authors' constant xi and their "
-                              "in-place steps)")
+    prox: str = _opt("paper", "SoRA: paper (threshold lr * xi) or official (the authors' constant threshold xi, "
+                              "so give xi, and their in-place steps)")
     gate_l1_loss: float = _opt(0.0, "SoRA: the authors' extra loss term lambda * mean|g| (the paper has none)")
     num_basis: int = _opt(64, "NOLA: random basis matrices for A and for B")
     evals_per_epoch: int = _opt(1, "evaluations per epoch (the best one is reported)")
@@ -133,6 +133,10 @@ class GlueConfig:
             if self.method != owner and value is not None and value != GlueConfig.__dataclass_fields__[name].default:
                 raise UsageError(f"{name} is a {'SoRA' if owner == 'sora' else 'NOLA'} option; method "
                                  f"{self.method!r} does not use it (got {name}={value!r})")
+        if self.method == "sora" and self.prox == "official" and self.xi is None:
+            raise UsageError("prox='official' is the authors' optimiser: a constant threshold t = xi at every step; "
+                             "give that xi (their GLUE scripts: xi=3e-4). The keep schedule sizes xi for the paper's "
+                             "t = lr * xi and does not steer the authors' threshold")
         if self.xi is not None and self.keep is not None:  # (both are SoRA's: here the method is sora)
             raise UsageError(f"give SoRA's strength as keep (a share of ranks) or as xi (a constant), not both; "
                              f"got keep={self.keep}, xi={self.xi}")
