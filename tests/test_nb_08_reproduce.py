@@ -64,3 +64,22 @@ def test_sweep_writes_one_result_per_run_reuses_and_reports(tiny, tmp_path, monk
     for s in seeds:
         assert by[("lora", s)].params_after_prune == by[("lora", s)].trainable_params
         assert by[("sora", s)].params_after_prune < by[("lora", s)].params_after_prune  # xi=50 kills gates here
+
+
+def test_the_paper_profiles_grid_passes_the_sweeps_checks(tiny, tmp_path):
+    """Notebook 08's paper grid asks for the authors' optimiser (prox='official' with their constant xi): each grid
+    value is checked with the other grid values beside it, so prox='official' is not refused for want of an xi."""
+    import ast
+    import json
+    from pathlib import Path
+
+    from soralab.experiments.sweep import check_sweep, plan
+
+    book = Path(__file__).resolve().parents[1] / "notebooks" / "08_reproduce_the_paper.ipynb"
+    cell = next(c for c in json.loads(book.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    grid = next(ast.literal_eval(n.value) for n in tree.body
+                if isinstance(n, ast.Assign) and n.targets[0].id == "grids")["paper"]
+    assert grid["prox"] == ["official"] and grid["xi"]
+    common = dict(model_name_or_path=tiny["model"], data_dir=tiny["data"])
+    check_sweep(plan(["rte"], ["lora", "sora"], [1], grid), tmp_path / "sweep", grid, common)  # raises if refused

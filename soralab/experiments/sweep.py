@@ -91,8 +91,9 @@ def check_sweep(runs: list[dict], root: Path, grid: dict[str, list], common: dic
     for name, values in grid.items():  # also values no planned run uses (e.g. xi in a sweep without sora)
         for value in values:
             method = METHOD_ONLY.get(name, runs[0]["method"])
+            others = {k: v[0] for k, v in grid.items() if METHOD_ONLY.get(k, method) == method}  # (prox needs xi)
             user_input(GlueConfig, task=runs[0]["task"], method=method,
-                       **{**_options({"method": method, "setting": {}}, common), name: value})
+                       **{**_options({"method": method, "setting": {}}, common), **others, name: value})
     checked = set()
     for run in runs:
         config = user_input(GlueConfig, task=run["task"], method=run["method"], seed=run["seed"],
