@@ -2,9 +2,9 @@
 
 The quality record's SoRA (``keep=0.5``) is below LoRA on every task that learns, and the ablation
 (``ablation_results.md``) puts the gap on the pruning: with every rank kept SoRA is level with LoRA. By default
-(``soralab.recipes.BASE``) xi rises from 10% of the run, the live share reaches ``keep`` at 70% and xi holds it
-there to the end, so the surviving gates are shrunk by the threshold until the last step and the ranks die late.
-Two changes to try, alone and together (``soralab.sparsity.KeepSchedule``):
+(``soralab.experiments.recipes.BASE``) xi rises from 10% of the run, the live share reaches ``keep`` at 70% and xi
+holds it there to the end, so the surviving gates are shrunk by the threshold until the last step and the ranks die
+late. Two changes to try, alone and together (``soralab.experiments.sparsity.KeepSchedule``):
 
 * ``keep_final=True``: once ``keep`` is reached after the ramp, the cut is final: xi 0, dead ranks stay zero, and
   the survivors train on as a plain LoRA of mixed ranks;
@@ -44,12 +44,12 @@ VARIANTS = {
     # does an even earlier cut help more?
     "earliest+final": dict(keep_start=0.02, keep_end=0.25, keep_final=True),
 }
-# The arm that became the recipe (soralab.sparsity.START / END / FINAL). The rule (written after the held-out runs of
-# all five arms, when the toy test showed the problem; no arm had seen the dev set): the best mean gap to LoRA on
-# held-out data, except that an arm within NEAR points of the best wins if the best fails the unit tests' toy problem
-# (tests/test_sparsity.py: reach keep = 0.25 / 0.5 / 0.75 at 60 and at 600 steps). earliest+final was 0.08 ahead of
-# early+final on one seed, but its short ramp gives the gates a learning rate (TRAVEL over the ramp) so high that
-# on 60 steps they flicker between zero and alive and keep=0.25 ends with no live rank; early+final reaches keep.
+# The arm that became the recipe (soralab.experiments.sparsity.START / END / FINAL). The rule (written after the
+# held-out runs of all five arms, when the toy test showed the problem; no arm had seen the dev set): the best mean gap
+# to LoRA on held-out data, except that an arm within NEAR points of the best wins if the best fails the unit tests' toy
+# problem (tests/test_sparsity.py: reach keep = 0.25 / 0.5 / 0.75 at 60 and at 600 steps). earliest+final was 0.08 ahead
+# of early+final on one seed, but its short ramp gives the gates a learning rate (TRAVEL over the ramp) so high that on
+# 60 steps they flicker between zero and alive and keep=0.25 ends with no live rank; early+final reaches keep.
 CHOSEN, NEAR = "early+final", 0.25
 TASKS = ("stsb", "mrpc")  # the two tasks of the record that learn and run in minutes here (SST-2 takes longer)
 SELECT_SEED = 7  # the recipe search's seed, not one of the record's

@@ -45,7 +45,7 @@ class GateStatsCallback(TrainerCallback):
 
 
 class KeepCallback(TrainerCallback):
-    """Steers SoRA's xi towards a share of live ranks after every optimiser step (``soralab.sparsity``)."""
+    """Steers SoRA's xi towards a share of live ranks after every optimiser step (``soralab.experiments.sparsity``)."""
 
     def __init__(self, model: nn.Module, optimizer, keep: float, total_steps: int, **schedule) -> None:
         self.schedule = KeepSchedule(model, optimizer, keep, total_steps, **schedule)  # start, end, final

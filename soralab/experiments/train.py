@@ -171,7 +171,7 @@ def make_trainer(p: Prepared, *, xi: float, epochs: float, output_dir: Path | No
                  keep: float | None = None):
     """A stock ``transformers.Trainer`` with soralab's ``ProximalAdamW`` (``xi = 0``: plain AdamW).
 
-    ``keep``: steer the gates' xi to keep that share of ranks (``soralab.sparsity.KeepSchedule``) instead of ``xi``.
+    ``keep``: steer the gates' xi to keep that share of ranks (``sparsity.KeepSchedule``) instead of ``xi``.
     """
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
 
