@@ -31,7 +31,7 @@ notebooks:  ## the notebook suite with papermill in $(PROFILE) (smoke | classroo
 bench:  ## train-step speed: PEFT LoRA vs soralab LoRA vs SoRA
 	$(PY) benchmarks/speed.py
 
-quality:  ## the quality record (about 7 hours on 2 cores, resumable; needs SORALAB_GLUE_DIR)
+quality:  ## the quality record (about 7.5 hours on 2 cores, resumable; needs SORALAB_GLUE_DIR)
 	bash benchmarks/quality.sh
 
 clean:

@@ -12,7 +12,7 @@ CPU record run. The ablation runs are made by
 (on a lent H200, with the checkpoint's dropout like the record, the default then; the first ablation, MRPC seeds 0 21
 42 on the CPU, went to ``runs/ablation``) and the table by
 
-    python benchmarks/ablation_table.py runs/ablation runs/ablation-gpu --record runs/quality runs/quality-superseded \
+    python benchmarks/ablation_table.py runs/ablation runs/ablation-gpu --record runs/quality runs/quality-superseded \\
         > benchmarks/ablation_results.md
 
 The SoRA ``keep=0.5`` it compares with is the record's first SoRA, on the schedule of its time (``ADDED_LATER``); when
@@ -67,7 +67,7 @@ def markdown(ablation_roots: list[Path], record_roots: list[Path]) -> str:
            "rows: xi from 10% of the run, `keep` reached at 70% and held). Scores x100 on the GLUE dev set, one row "
            "per task and device; the LoRA and keep=0.5 columns are means over the seeds that pair (same device and "
            "precision), differences are paired by seed with a 95% t-interval. Made by "
-           "`python benchmarks/ablation_table.py` (its docstring has the commands).", "",
+           "`python benchmarks/ablation_table.py ... --record ...` (its docstring has the commands).", "",
            "| task | device | seeds | keep=1.0 | LoRA r=8 | SoRA keep=0.5 | keep=1.0 − LoRA | keep=1.0 − keep=0.5 |",
            "|---|---|---|---:|---:|---:|---|---|"]
     for task in TASKS:

@@ -18,14 +18,18 @@ Runs (record v3's defaults, the paper's seeds, one run at a time on the 2-core C
       soralab sweep --tasks stsb mrpc --methods sora --seeds $seed --grid keep=1.0 --output-dir runs/decompose
     done
 
-Table (LoRA r=8 and SoRA keep 0.5 from the record's kept runs, ``benchmarks/records/quality_v3``):
+Table, from kept result.json files: the runs above are kept in ``benchmarks/records/decompose`` (name
+``runs/decompose`` instead after making them again), LoRA r=8 and SoRA keep 0.5 come from the record's
+``benchmarks/records/quality_v3``:
 
-    python benchmarks/decompose.py runs/decompose benchmarks/records/quality_v3 > benchmarks/decompose_results.md
+    python benchmarks/decompose.py benchmarks/records/decompose benchmarks/records/quality_v3 \
+        > benchmarks/decompose_results.md
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 
 from quality_table import device, mean_std
@@ -60,9 +64,9 @@ def table(results) -> str:
             by.setdefault((res.config["task"], label), {})[res.config["seed"]] = res
     devices = sorted({device(r) for runs in by.values() for r in runs.values()})
     out = ["# Why SoRA trails LoRA on STS-B and MRPC (record v3's defaults)", "",
-           "Made by `python benchmarks/decompose.py runs/decompose benchmarks/records/quality_v3` (its docstring has "
-           f"the commands). Devices: {', '.join(devices)}. Scores x100 on the GLUE dev set (STS-B Pearson, MRPC F1); "
-           "parameters after pruning, head included, as a share of LoRA r=8's.", "",
+           "Made by `python benchmarks/decompose.py benchmarks/records/decompose benchmarks/records/quality_v3` "
+           f"(its docstring has the commands). Devices: {', '.join(devices)}. Scores x100 on the GLUE dev set "
+           "(STS-B Pearson, MRPC F1); parameters after pruning, head included, as a share of LoRA r=8's.", "",
            "| task | variant | seeds | score (mean ± std) | params after pruning | share of LoRA r=8's |",
            "|---|---|---|---:|---:|---:|"]
     for task in TASKS:
@@ -92,6 +96,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("roots", nargs="+", help="folders of result.json (the new runs, the record's kept runs)")
     args = parser.parse_args()
+    for root in args.roots:  # a missing folder would silently drop its rows from the table
+        if not os.path.isdir(root):
+            parser.error(f"{root} is not a folder of result.json files (the kept runs are under benchmarks/records/)")
     print(table([r for root in args.roots for r in collect(root)]), end="")
 
 

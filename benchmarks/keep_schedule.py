@@ -1,10 +1,11 @@
 """How SoRA reaches ``keep``: does a final cut, or an earlier ramp, close the gap to LoRA that pruning opens?
 
 The quality record's SoRA (``keep=0.5``) is below LoRA on every task that learns, and the ablation
-(``ablation_results.md``) puts the gap on the pruning: with every rank kept SoRA is level with LoRA. By default
-(``soralab.experiments.recipes.BASE``) xi rises from 10% of the run, the live share reaches ``keep`` at 70% and xi
-holds it there to the end, so the surviving gates are shrunk by the threshold until the last step and the ranks die
-late. Two changes to try, alone and together (``soralab.experiments.sparsity.KeepSchedule``):
+(``ablation_results.md``) puts the gap on the pruning: with every rank kept SoRA is level with LoRA. When this ran,
+the recipe's schedule (``soralab.experiments.recipes.BASE`` then; the ``record`` arm) had xi rise from 10% of the
+run, the live share reach ``keep`` at 70% and xi hold it there to the end, so the surviving gates were shrunk by the
+threshold until the last step and the ranks died late. Two changes to try, alone and together
+(``soralab.experiments.sparsity.KeepSchedule``):
 
 * ``keep_final=True``: once ``keep`` is reached after the ramp, the cut is final: xi 0, dead ranks stay zero, and
   the survivors train on as a plain LoRA of mixed ranks;
@@ -108,8 +109,8 @@ def _variant(config: dict) -> str | None:
 
 def table(root: Path, record: list[Path]) -> str:
     out = ["# How SoRA reaches `keep`: a final cut and an earlier ramp", "",
-           "Made by `python benchmarks/keep_schedule.py` (its docstring has the commands and the reasoning). SoRA "
-           "keeps 50% of its ranks in every arm. Scores x100, main metric (STS-B Pearson, MRPC F1, RTE and SST-2 "
+           "Made by `python benchmarks/keep_schedule.py --table` (its docstring has the commands and the reasoning). "
+           "SoRA keeps 50% of its ranks in every arm. Scores x100, main metric (STS-B Pearson, MRPC F1, RTE and SST-2 "
            "accuracy), best of one evaluation per epoch.", "",
            f"## Step 1: choosing, on held-out training data (seed {SELECT_SEED}, one run per arm)", "",
            "| task | arm | keep_start | keep_end | keep_final | held-out score per epoch | best | ranks live | "
@@ -186,7 +187,8 @@ if __name__ == "__main__":
                          "its GPU LoRA rows were moved to runs/quality-superseded when the record was remade")
     step = ap.add_mutually_exclusive_group(required=True)
     step.add_argument("--select", action="store_true", help="step 1: every arm on held-out training data")
-    step.add_argument("--check", choices=VARIANTS, help="step 2: this arm on the dev set, seeds 0 and 21")
+    step.add_argument("--check", choices=VARIANTS, help="step 2: this arm on the dev set (seeds 0, 21 and 42 on "
+                      "STS-B and MRPC, 0 and 21 on RTE and SST-2)")
     step.add_argument("--table", action="store_true", help="print the table of finished runs")
     args = ap.parse_args()
     root = Path(args.output_dir)

@@ -84,3 +84,38 @@ def test_the_lazy_public_names_are_listed():
     import soralab
 
     assert set(soralab.__all__) <= set(dir(soralab))
+
+
+def _parameters(nb: dict) -> dict:
+    """A notebook's papermill parameters: name -> literal value, from its cell tagged ``parameters``."""
+    import ast
+
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)}
+
+
+def test_papermill_commands_in_the_docs_name_real_parameters_and_the_right_folder():
+    """Every ``papermill notebooks/...`` line a reader is shown (notebook text, README) sets only parameters the
+    notebook has, and runs the kernel in notebooks/ (``--cwd notebooks``) when a parameter is a path relative to
+    that folder (``../benchmarks/...``); from the repository root such a path points outside the clone."""
+    import shlex
+
+    texts = [("README.md", (ROOT / "README.md").read_text())]
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        texts += [(path.name, "".join(c["source"])) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    commands = [(where, line) for where, text in texts for line in text.splitlines() if "papermill notebooks/" in line
+                or "papermill --" in line]
+    assert len(commands) >= 10, commands  # one "Try it" per notebook at least
+    for where, line in commands:
+        words = shlex.split(line[line.index("papermill"):].strip("`"), comments=True)
+        book = ROOT / next(w for w in words if w.endswith(".ipynb"))
+        params = _parameters(json.loads(book.read_text()))
+        given = [words[i + 1] for i, w in enumerate(words) if w == "-p"]
+        given += [k for i, w in enumerate(words) if w == "-y" for k in yaml.safe_load(words[i + 1])]
+        assert set(given) <= set(params), f"{where}: {line.strip()} sets {set(given) - set(params)}, not parameters"
+        relative = [k for k, v in params.items() if isinstance(v, str) and v.startswith("../")]
+        if relative:
+            assert "--cwd notebooks" in line, f"{where}: {line.strip()} needs --cwd notebooks ({relative})"
