@@ -17,9 +17,8 @@ from collections import Counter
 from pathlib import Path
 
 from .errors import UsageError, usage_errors_exit
-from .experiments.allocate import FIND_DEFAULTS
-from .experiments.run_config import describe
-from .experiments.train import GlueConfig, GlueResult, run_glue
+from .experiments.recipes import FIND_DEFAULTS
+from .experiments.run_config import GlueConfig, GlueResult, describe
 from .experiments.validate import check_output_dir, field_kind, options, parse_option, user_input
 
 
@@ -86,6 +85,7 @@ def quickstart(args: argparse.Namespace) -> int:
 
     import soralab
     from soralab.experiments.models import load_classifier
+    from soralab.experiments.train import run_glue
 
     out = Path(args.output_dir)
     check_output_dir(out, "--output-dir")  # before training, not after it
@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         return allocate_command(args, task, method, opts)
     config = user_input(GlueConfig, task=task, method=method, **opts)  # every option checked before anything loads
     check_output_dir(args.output_dir, "--output-dir")
+    from .experiments.train import run_glue  # here, not at the top: training's imports would slow every --help
+
     if args.no_progress:  # (with progress, run_glue prints it)
         print(describe(config))
     result = run_glue(task, method, output_dir=args.output_dir, progress=not args.no_progress, **opts)

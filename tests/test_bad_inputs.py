@@ -383,7 +383,7 @@ CLI_ROWS = [
 def test_cli_user_error_is_one_line_and_exit_2(argv, match, env, capsys, monkeypatch):
     argv = argv(env)
     if argv[0] == "quickstart":  # its --output-dir is checked before training, so run_glue is never reached
-        monkeypatch.setattr("soralab.cli.run_glue", lambda *a, **k: pytest.fail("reached run_glue"))
+        monkeypatch.setattr("soralab.experiments.train.run_glue", lambda *a, **k: pytest.fail("reached run_glue"))
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -393,7 +393,7 @@ def test_cli_user_error_is_one_line_and_exit_2(argv, match, env, capsys, monkeyp
 
 def test_cli_bug_keeps_its_traceback(env, monkeypatch):
     """Only user errors are turned into one line; anything else is a bug and propagates."""
-    monkeypatch.setattr("soralab.cli.run_glue", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("soralab.experiments.train.run_glue", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         cli_main(glue_args(env))
 

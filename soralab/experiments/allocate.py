@@ -25,14 +25,10 @@ from ..patterns import (
 )
 from .glue import get_task
 from .models import HEADS, load_classifier, model_family
+from .recipes import FIND_DEFAULTS
 from .results import dumps
 from .train import run_glue
 from .validate import check_output_dir, check_output_file
-
-# The finding run's default budget: 1,000 training rows, one pass, 200 rows per evaluation. With the recipes'
-# batch of 32 that is 32 optimiser steps; a full MRPC run (3,668 rows x 3 epochs) takes 345, so the search costs
-# about a tenth of one training run. Any run_glue option overrides these.
-FIND_DEFAULTS: dict[str, Any] = {"max_train_samples": 1000, "num_train_epochs": 1.0, "max_eval_samples": 200}
 
 
 def _heads(model: nn.Module) -> list[str]:
