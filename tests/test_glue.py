@@ -126,12 +126,12 @@ def test_quirks_are_kept_exactly(tmp_path):
 def test_a_file_is_parsed_once_per_content(tmp_path, monkeypatch):
     """A second load of an unchanged file reuses its parsed columns (a notebook trains many times); an edited file,
     even one of the same size, is parsed again; each load gets its own Dataset objects."""
-    import soralab.experiments.glue as glue
+    import soralab.experiments.glue_files as glue_files
 
     write_glue_fixture(tmp_path, "sst2", n_train=4)
-    parsed, read_tsv = [], glue._read_tsv
-    monkeypatch.setattr(glue, "_read_tsv", lambda path, task: parsed.append(path.name) or read_tsv(path, task))
-    glue._read_columns.cache_clear()
+    parsed, read_tsv = [], glue_files._read_tsv
+    monkeypatch.setattr(glue_files, "_read_tsv", lambda path, task: parsed.append(path.name) or read_tsv(path, task))
+    glue_files._read_columns.cache_clear()
     first = load_glue("sst2", tmp_path)
     first["train"].set_format("torch")  # changes this Dataset object in place, and no other
     second = load_glue("sst2", tmp_path)

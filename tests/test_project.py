@@ -133,3 +133,11 @@ def test_papermill_commands_in_the_docs_name_real_parameters_and_the_right_folde
         relative = [k for k, v in params.items() if isinstance(v, str) and v.startswith("../")]
         if relative:
             assert "--cwd notebooks" in line, f"{where}: {line.strip()} needs --cwd notebooks ({relative})"
+
+
+def test_readme_lists_every_module():
+    """The README's module table is the map a reader opens the package with: every file is on it."""
+    readme = (ROOT / "README.md").read_text()
+    missing = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "soralab").rglob("*.py"))
+               if p.name != "__init__.py" and not re.search(rf"^\| (\*\*)?`{re.escape(p.name)}`", readme, re.M)]
+    assert not missing, f"add these to the README's module table: {missing}"
