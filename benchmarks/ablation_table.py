@@ -31,13 +31,28 @@ from soralab.experiments.run_config import ADDED_LATER, KEEP_SCHEDULE
 from soralab.experiments.sweep import collect
 
 
+def setting(result) -> str:
+    """Where a run ran and on what, as far as pairing goes: device and precision, then its training rows and the
+    model's dropout where they are set ("CPU, fp32, 20000 rows"). Runs saved before results recorded their device
+    (``quality_table.device`` marks them ``CPU*``) were made on the CPU, and pair with it."""
+    c = result.config
+    return (device(result).replace("*", "") + (f", {c['max_train_samples']} rows" if c.get("max_train_samples") else "")
+            + (f", dropout {c['model_dropout']}" if c.get("model_dropout") is not None else ""))
+
+
 def scores(results, task: str, method: str, keep: float | None = None, match=None) -> dict[tuple[str, int], float]:
-    """``{(device, seed): score}`` of one task and method (and ``keep``, and configs for which ``match(config)`` is
-    true, where given). Runs saved before results recorded their device (``quality_table.device`` marks them
-    ``CPU*``) were made on the CPU, and pair with it."""
-    return {(device(r).replace("*", ""), r.config["seed"]): r.score for r in results
-            if r.config["task"] == task and r.config["method"] == method
-            and (keep is None or r.config.get("keep") == keep) and (match is None or match(r.config))}
+    """``{(setting, seed): score}`` of one task and method (and ``keep``, and configs for which ``match(config)`` is
+    true, where given); only runs of one setting (``setting``) pair. Two runs of one setting and seed are refused."""
+    out: dict[tuple[str, int], float] = {}
+    for r in results:
+        if (r.config["task"] == task and r.config["method"] == method and (keep is None or r.config.get("keep") == keep)
+                and (match is None or match(r.config))):
+            key = (setting(r), r.config["seed"])
+            if key in out:
+                raise SystemExit(f"two runs of {task} / {method} on {key[0]} with seed {key[1]}: give folders that "
+                                 "hold one each")
+            out[key] = r.score
+    return out
 
 
 def on(where: str, runs: dict[tuple[str, int], float]) -> dict[int, float]:
@@ -50,7 +65,9 @@ def pair(a: dict[int, float], b: dict[int, float]) -> tuple[dict[int, float], di
 
 
 def interval(p) -> str:
-    return f"{p[0]:+.2f} [{p[1]:+.2f}, {p[2]:+.2f}] (n={p[3]})" if p else "fewer than two same-device pairs"
+    if not p:
+        return "fewer than two same-device pairs"
+    return f"{p.summary()} (n={p.n})"
 
 
 def record_schedule(config: dict) -> bool:

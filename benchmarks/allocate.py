@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import statistics
 import sys
 from pathlib import Path
@@ -49,6 +50,7 @@ from quality_table import baseline, device, mean_std, paired  # noqa: E402
 from soralab.experiments.allocate import FIND_DEFAULTS, allocate  # noqa: E402
 from soralab.experiments.run_config import ADDED_LATER, CHECKPOINT_DROPOUT, KEEP_SCHEDULE  # noqa: E402
 from soralab.experiments.train import RESULT_NAME, run_glue  # noqa: E402
+from soralab.files import atomic_write_text  # noqa: E402
 
 TASKS = ("mrpc", "stsb")
 SEEDS = (0, 21, 42, 81, 100)  # the paper's
@@ -157,7 +159,7 @@ def markdown(by: dict, tasks, seeds, baselines: dict, command: str) -> str:
         for arm in ARMS[1:]:
             p = paired(score[arm], score["uniform"])
             reading = p.reading("better than uniform", "**worse** than uniform") if p else "fewer than two seeds"
-            out.append(f"| {LABELS[arm]} | " + (f"{p[0]:+.2f} | [{p[1]:+.2f}, {p[2]:+.2f}] | {p[3]}" if p else " | | ")
+            out.append(f"| {LABELS[arm]} | " + (f"{p.mean:+.2f} | {p.bounds()} | {p.n}" if p else " | | ")
                        + f" | {reading} |")
         out += ["", "Cost of finding a pattern (mean over seeds) beside one full training run:", "",
                 "| run | wall time (s) | optimiser steps |", "|---|---:|---:|"]
@@ -219,12 +221,13 @@ def main() -> None:
         fig.savefig(Path(args.results).parent / f"allocate_pattern_{task}.png", dpi=120, bbox_inches="tight")
     command = " ".join(["python benchmarks/allocate.py", *sys.argv[1:]])
     text = markdown(by, args.tasks, args.seeds, {t: baseline(t, args.data_dir) for t in args.tasks}, command)
-    Path(args.results).write_text(text, encoding="utf-8")
     rows = csv_rows(by)
-    with open(Path(args.results).with_suffix(".csv"), "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(Path(args.results).with_suffix(".csv"), buf.getvalue())  # never half-written
+    atomic_write_text(Path(args.results), text)
     print(f"-> {args.results}")
 
 

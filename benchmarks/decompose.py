@@ -87,7 +87,7 @@ def table(results) -> str:
             ra, rb = by.get((task, a), {}), by.get((task, b), {})
             same = [s for s in set(ra) & set(rb) if device(ra[s]) == device(rb[s])]
             p = paired({s: ra[s].score for s in same}, {s: rb[s].score for s in same})
-            cell = f"{p.mean:+.2f} [{p.low:+.2f}, {p.high:+.2f}]" if p else "fewer than two pairs"
+            cell = p.summary() if p else "fewer than two pairs"
             out.append(f"| {task} | {a} − {b} | {what} | {cell} | {p.n if p else len(same)} |")
     return "\n".join(out) + "\n"
 

@@ -37,7 +37,8 @@ Result (2026-11-29, dropout_results.md): mean +0.91, no interval below 0, so off
 minutes for the check.
 
 Each finished run's numbers are also kept in ``benchmarks/dropout_runs.csv`` (committed; ``runs/`` is not), so the
-table can be rebuilt on a fresh clone. Resumable (each run's result.json is reused), one to two hours per method:
+table can be rebuilt on a fresh clone; except LoRA's first check on the four tasks, which ran before the CSV
+existed (its runs went with that machine's ``runs/``): its table is only in ``dropout_results.md``. Resumable (each run's result.json is reused), one to two hours per method:
 
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py          # writes runs/dropout/
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py --tasks sst2-all
@@ -51,6 +52,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -134,8 +136,9 @@ def load(root: Path, method: str, task: str, dropout: float | None, seed: int,
     if not path.is_file():
         return (committed or {}).get(key(method, task, dropout, seed))
     r = json.loads(path.read_text())
-    scores = [100 * h[f"eval_validation_{METRIC[glue_task(task)]}"] for h in r["history"]]
-    return {"best": max(scores), "train_s": r["timings"]["train"], "wall_s": r["wall_time_s"]}
+    best = r["best"].get(f"eval_validation_{METRIC[glue_task(task)]}")  # select_best's pick: never a NaN evaluation
+    return {"best": math.nan if best is None else 100 * best, "train_s": r["timings"]["train"],
+            "wall_s": r["wall_time_s"]}
 
 
 def table(root: Path, method: str = "lora") -> str:
@@ -150,7 +153,7 @@ def table(root: Path, method: str = "lora") -> str:
             continue
         on, off = ({s: pairs[s][i]["best"] for s in pairs} for i in (0, 1))
         diff = paired(off, on)  # None with one pair
-        interval = f"{diff.mean:+.2f} [{diff.low:+.2f}, {diff.high:+.2f}]" if diff else \
+        interval = diff.summary() if diff else \
             f"{statistics.mean(off.values()) - statistics.mean(on.values()):+.2f} (one seed)"
         ratio = {k: statistics.mean(pairs[s][1][k] / pairs[s][0][k] for s in pairs) for k in ("train_s", "wall_s")}
         cells = [f"{statistics.mean(v.values()):.2f}" + (f" ± {statistics.stdev(v.values()):.2f}" if len(v) > 1 else "")

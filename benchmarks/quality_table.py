@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -116,9 +117,12 @@ def device(result) -> str:
 
 
 def mean_std(xs: list[float]) -> str:
-    if not xs:
-        return ""
-    return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
+    """Mean ± sample std of the scores; a NaN (a degenerate run, no score) is left out and counted."""
+    nan = sum(math.isnan(x) for x in xs)
+    xs = [x for x in xs if not math.isnan(x)]
+    text = (f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1
+            else f"{xs[0]:.2f}" if xs else "")
+    return text + (f" ({nan} degenerate left out)" if nan else "")
 
 
 def baseline(task: str, data_dir: str | None = None) -> float:
@@ -140,6 +144,9 @@ def by_seed(data: list[dict]) -> dict[tuple[str, str], dict[int, dict]]:
     """(task, method) -> {seed: row}."""
     by = defaultdict(dict)
     for d in data:
+        if d["seed"] in by[(d["task"], d["method"])]:
+            raise SystemExit(f"two runs of {d['task']} / {d['method']} with seed {d['seed']}: a record holds one per "
+                             "task, method and seed (move one out of the record's folder)")
         by[(d["task"], d["method"])][d["seed"]] = d
     return by
 
@@ -159,15 +166,14 @@ def other_rows(extra: list[dict], data: list[dict]) -> list[str]:
         out.append(f"| {t} | {', '.join(sorted({r['rows'] for r in runs.values()}))} | {m} | "
                    f"{', '.join(map(str, sorted(runs)))} | "
                    f"{mean_std([r['score'] for r in runs.values()])} | {mean_std(list(same.values()))} | "
-                   + (f"{p.mean:+.2f} [{p.low:+.2f}, {p.high:+.2f}]" if p else "") + " | "
+                   + (p.summary() if p else "") + " | "
                    + f"{statistics.mean(r['wall_time_s'] for r in runs.values()):.0f} |")
     out.append("")
     for t in sorted({t for t, _ in by}):
         lo, so = by.get((t, "lora"), {}), by.get((t, "sora"), {})
         p = paired({s: r["score"] for s, r in so.items()}, {s: r["score"] for s, r in lo.items()})
         if p:
-            out.append(f"- {t}, SoRA minus LoRA paired by seed on these rows: {p.mean:+.2f} [{p.low:+.2f}, "
-                       f"{p.high:+.2f}], {p.n} pairs.")
+            out.append(f"- {t}, SoRA minus LoRA paired by seed on these rows: {p.summary()}, {p.n} pairs.")
         if lo:
             m = statistics.mean(r["score"] for r in lo.values())
             out.append(f"- {t}, LoRA's bar ({BARS[t]:.0f}) on these rows: {m:.2f}, "
@@ -195,18 +201,29 @@ def dropout(data: list[dict]) -> str:
 
 
 def where_pairs_ran(data: list[dict]) -> str:
-    """Whether every LoRA and SoRA run shared one device, so that each SoRA-minus-LoRA pair does."""
-    devs = {d["device"].split(",")[0].rstrip("*") for d in data if d["method"] in ("lora", "sora")}
+    """Whether the runs that the tables pair shared one device and precision (``device``: "CPU, bf16", ...)."""
+    every = {d["device"].replace("*", "") for d in data}
+    if len(every) == 1:
+        return f"Every run ran on one device and precision ({every.pop()}), so each pair shares them."
+    devs = {d["device"].replace("*", "") for d in data if d["method"] in ("lora", "sora")}
     if len(devs) == 1:
-        return (f"LoRA and SoRA ran on the {devs.pop()} for every seed, so that each SoRA-minus-LoRA pair shares its "
-                "device.")
-    return "LoRA and SoRA ran on more than one device (below); a pair may not share its device."
+        return (f"LoRA and SoRA ran on one device and precision ({devs.pop()}) for every seed, so each SoRA-minus-LoRA "
+                "pair shares them; the other methods' runs did not all (below), so their pairs may not.")
+    return "The runs ran on more than one device or precision (below); a pair may not share them."
 
 
 def against(data: list[dict], other: list[dict], other_root: str) -> list[str]:
     """This record minus another (say, the same recipe with another default), paired by seed per task and method."""
     by, them = by_seed(data), by_seed(other)
+    mine_at, theirs_at = ({d["device"].replace("*", "") for d in rows if d.get("device")} for rows in (data, other))
+    where = (f"Those runs' device and precision are not in their CSV; these ran on {', '.join(sorted(mine_at))}. A "
+             "difference here also holds any change of device or precision between the two records (each record's "
+             "table of where its runs ran says)." if not theirs_at else
+             f"Both records ran on {', '.join(sorted(mine_at))}." if mine_at == theirs_at else
+             f"These runs ran on {', '.join(sorted(mine_at))}, those on {', '.join(sorted(theirs_at))}: a difference "
+             "here also holds that change.")
     out = [f"## Against `{other_root}` (paired by seed: these runs minus those; their dropout: {dropout(other)})", "",
+           where, "",
            "| task | method | seeds | these runs | those runs, same seeds | difference (95%) |",
            "|---|---|---|---:|---:|---|"]
     for t in TASKS:
@@ -219,7 +236,7 @@ def against(data: list[dict], other: list[dict], other_root: str) -> list[str]:
             p = paired(a, b)
             out.append(f"| {t} | {m} | {', '.join(map(str, seeds))} | {mean_std(list(a.values()))} | "
                        f"{mean_std(list(b.values()))} | "
-                       + (f"{p.mean:+.2f} [{p.low:+.2f}, {p.high:+.2f}]" if p else
+                       + (p.summary() if p else
                           f"{statistics.mean(a.values()) - statistics.mean(b.values()):+.2f} (one seed)") + " |")
     return out + [""]
 
@@ -236,7 +253,7 @@ def sora_minus(by: dict, tasks: list[str], base: str) -> list[str]:
         share = (statistics.mean(r["params_after_prune"] for r in so.values()) /
                  statistics.mean(r["params_after_prune"] for r in bo.values())) if bo and so else None
         kept = [r["ranks_kept"] for r in so.values() if r["ranks_kept"] is not None]
-        out.append(f"| {t} | " + (f"{p[0]:+.2f} | [{p[1]:+.2f}, {p[2]:+.2f}] | {p[3]}" if p else "| | ")
+        out.append(f"| {t} | " + (f"{p.mean:+.2f} | {p.bounds()} | {p.n}" if p else "| | ")
                    + (f" | {share:.1%}" if share is not None else " | ")
                    + (f" | {statistics.mean(kept):.1f}% |" if kept else " | |"))
     if base == "adalora":

@@ -30,8 +30,8 @@ def test_a_named_record_writes_its_own_files_and_says_its_dropout(table, tmp_pat
     assert text.startswith("# Quality record v3 (today's defaults: model dropout off): LoRA and SoRA on one GLUE task "
                            "(MiniLM)\n")  # the methods and tasks it holds, not the ones it may hold one day
     assert "The pretrained model's dropout: off (6 runs)." in text
-    assert "LoRA and SoRA ran on the CPU for every seed" in text
-    assert "| mrpc | +1.00 | [+1.00, +1.00] | 3 | 60.0% | 50.0% |" in text
+    assert "Every run ran on one device and precision (CPU, fp32), so each pair shares them." in text
+    assert "| mrpc | +1.00 | no spread | 3 | 60.0% | 50.0% |" in text  # every pair +1: no interval to print
 
 
 def test_sora_is_set_against_adalora_as_against_lora_paired_by_seed(table):
@@ -40,8 +40,8 @@ def test_sora_is_set_against_adalora_as_against_lora_paired_by_seed(table):
     data = lora_sora + [row("adalora", s, 80.5 + s) for s in (0, 21)]  # two seeds: two pairs, seed 42 unpaired
     text = table.markdown(data)
     assert "## SoRA minus AdaLoRA, paired by seed (95% t-interval over seeds)" in text
-    assert "| mrpc | +0.50 | [+0.50, +0.50] | 2 | 100.0% | 50.0% |" in text
-    assert "| mrpc | +1.00 | [+1.00, +1.00] | 3 | 60.0% | 50.0% |" in text  # SoRA minus LoRA as before
+    assert "| mrpc | +0.50 | no spread | 2 | 100.0% | 50.0% |" in text
+    assert "| mrpc | +1.00 | no spread | 3 | 60.0% | 50.0% |" in text  # SoRA minus LoRA as before
     assert "AdaLoRA's count is at the ranks its allocator left" in text  # params_after_prune 60 < trainable 100
     old = lora_sora + [{**row("adalora", s, 80.5 + s), "params_after_prune": 100} for s in (0, 21)]
     assert "AdaLoRA's count is its trainable parameters" in table.markdown(old)  # runs counted before 2026-11-29
@@ -52,7 +52,19 @@ def test_mixed_dropout_and_devices_are_said_not_hidden(table):
     data = [row("lora", 0, 80.0, dropout=None), row("sora", 0, 81.0, device="H200 GPU, bf16")]
     text = table.markdown(data)
     assert "the checkpoint's own, 0.1 (1 run), off (1 run)" in text
-    assert "LoRA and SoRA ran on more than one device" in text
+    assert "The runs ran on more than one device or precision" in text
+    same_cpu = [row("lora", 0, 80.0), row("sora", 0, 81.0, device="CPU, bf16")]  # one CPU, two precisions
+    assert "The runs ran on more than one device or precision" in table.markdown(same_cpu)
+    others_elsewhere = [row("lora", 0, 80.0), row("sora", 0, 81.0), row("adalora", 0, 80.0, device="H200 GPU, bf16")]
+    assert ("so each SoRA-minus-LoRA pair shares them; the other methods' runs did not all"
+            in table.markdown(others_elsewhere))
+
+
+def test_a_degenerate_run_is_left_out_and_counted_and_a_seed_twice_is_refused(table):
+    assert table.mean_std([80.0, float("nan"), 82.0]) == "81.00 ± 1.41 (1 degenerate left out)"
+    assert table.mean_std([float("nan")]) == " (1 degenerate left out)"
+    with pytest.raises(SystemExit, match="two runs of mrpc / lora with seed 0"):
+        table.by_seed([row("lora", 0, 80.0), row("lora", 0, 81.0)])
 
 
 def test_against_another_record_pairs_by_seed_and_skips_unshared_seeds(table):
@@ -60,7 +72,11 @@ def test_against_another_record_pairs_by_seed_and_skips_unshared_seeds(table):
     theirs = [row("lora", s, 79.0 + s, dropout=None) for s in (0, 21, 81)]
     text = "\n".join(table.against(mine, theirs, "runs/quality"))
     assert "their dropout: the checkpoint's own, 0.1 (3 runs)" in text
-    assert "| mrpc | lora | 0, 21 | 90.50 ± 14.85 | 89.50 ± 14.85 | +1.00 [+1.00, +1.00] |" in text
+    assert "| mrpc | lora | 0, 21 | 90.50 ± 14.85 | 89.50 ± 14.85 | +1.00, no spread |" in text
+    assert "Both records ran on CPU, fp32." in text
+    elsewhere = "\n".join(table.against(mine, [{**r, "device": "H200 GPU, bf16"} for r in theirs], "runs/quality"))
+    assert "These runs ran on CPU, fp32, those on H200 GPU, bf16: a difference here also holds that change." \
+        in elsewhere
 
 
 def test_runs_are_kept_in_the_committed_records_and_restored_where_missing(table, tmp_path, monkeypatch):
@@ -90,7 +106,8 @@ def test_against_a_committed_csv_when_the_other_runs_are_gone(table, tmp_path):
                      "mrpc,lora,0,f1,79.0,100,100,1.0\nmrpc,lora,21,f1,100.0,100,100,1.0\n")
     text = "\n".join(table.against([row("lora", s, 80.0 + s) for s in (0, 21)], table.from_csv(other), str(other)))
     assert "their dropout: not in the CSV (2 runs)" in text
-    assert "| mrpc | lora | 0, 21 | 90.50 ± 14.85 | 89.50 ± 14.85 | +1.00 [+1.00, +1.00] |" in text
+    assert "Those runs' device and precision are not in their CSV; these ran on CPU, fp32." in text
+    assert "| mrpc | lora | 0, 21 | 90.50 ± 14.85 | 89.50 ± 14.85 | +1.00, no spread |" in text
     bad = tmp_path / "bad.csv"
     bad.write_text("task,score\nmrpc,1\n")
     with pytest.raises(SystemExit, match="not a record's CSV"):

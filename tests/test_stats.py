@@ -23,6 +23,33 @@ def test_fewer_than_two_pairs_is_none():
     assert paired({0: 1.0}, {0: 2.0, 1: 3.0}) is None
 
 
+def test_a_degenerate_run_has_no_score_to_pair():
+    """A run whose every evaluation was NaN (``GlueResult.degenerate``) leaves its seed out; statistics.stdev would
+    raise on it."""
+    nan = float("nan")
+    p = paired({0: nan, 1: 3.0, 2: 4.0, 3: 6.0}, {0: 1.0, 1: 2.0, 2: 1.0, 3: 2.0})
+    assert p.n == 3 and p.mean == pytest.approx((1 + 3 + 4) / 3)
+    assert paired({0: nan, 1: 3.0}, {0: 1.0, 1: 2.0}) is None  # one pair left
+
+
+def test_pairs_that_all_differ_alike_give_no_interval_to_read():
+    """Dev-set accuracy moves in steps of 1/872 on SST-2: two seeds can differ by exactly the same amount, and the
+    t-interval then has no width. That is not a significant difference, and the reading says so."""
+    p = paired({0: 100 * 760 / 872, 1: 100 * 761 / 872}, {0: 100 * 758 / 872, 1: 100 * 759 / 872})
+    assert p.no_spread and p.bounds() == "no spread" and p.summary() == "+0.23, no spread"
+    assert p.reading() == "every pair differs by +0.23: no spread, so no interval to read"
+    q = paired({0: 2.0, 1: 3.0, 2: 4.5}, {0: 1.0, 1: 1.0, 2: 1.0})
+    assert not q.no_spread and q.summary() == f"+2.17 [{q.low:+.2f}, {q.high:+.2f}]"
+
+
+def test_one_seed_twice_in_a_record_is_refused():
+    from soralab.errors import UsageError
+
+    rows = [{"task": "mrpc", "method": "lora", "seed": 0, "score": s} for s in (80.0, 81.0)]
+    with pytest.raises(UsageError, match="two rows for task mrpc, method lora, seed 0"):
+        paired_by_task(rows, "lora", "sora")
+
+
 def test_paired_by_task_pairs_each_task_by_seed_in_row_order():
     rows = [{"task": t, "method": m, "seed": s, "score": base + s + (1.0 if m == "sora" else 0.0) * k}
             for t, base, k in (("stsb", 80.0, -1.0), ("mrpc", 70.0, 2.0)) for m in ("lora", "sora") for s in (0, 1, 2)]
