@@ -38,7 +38,8 @@ minutes for the check.
 
 Each finished run's numbers are also kept in ``benchmarks/dropout_runs.csv`` (committed; ``runs/`` is not), so the
 table can be rebuilt on a fresh clone; except LoRA's first check on the four tasks, which ran before the CSV
-existed (its runs went with that machine's ``runs/``): its table is only in ``dropout_results.md``. Resumable (each run's result.json is reused), one to two hours per method:
+existed (its runs went with that machine's ``runs/``): its table is only in ``dropout_results.md``. Resumable
+(each run's result.json is reused), one to two hours per method:
 
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py          # writes runs/dropout/
     SORALAB_GLUE_DIR=../shared/data/glue python benchmarks/dropout.py --tasks sst2-all

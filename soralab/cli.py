@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     nb = sub.add_parser("notebooks", help="run the notebook suite with papermill and write a summary")
     nb.add_argument("--profile", default=None,
                     help="smoke | classroom | paper (default: $SORALAB_PROFILE, else classroom)")
-    nb.add_argument("--only", nargs="*", default=None, help="name prefixes, e.g. 00 03")
+    nb.add_argument("--only", nargs="+", default=None, help="name prefixes, e.g. 00 03")
     nb.add_argument("--output-dir", default=None, help="where executed notebooks and the summary go "
                     "(default: runs/notebooks/<profile>)")
     nb.add_argument("--notebooks-dir", default=None, help="the clone's notebooks/ folder (default: ./notebooks, "

@@ -19,15 +19,21 @@ def test_check_prints_returns_and_records(tmp_path, monkeypatch, capsys):
     assert check("SoRA beats LoRA", 0.81 > 0.86, {"SoRA": 0.81, "LoRA": 0.86}, kind="tested") is False
     assert "[tested claim does not hold here]" in capsys.readouterr().out
     check("a gate at zero is a dead rank", False, "active rank 3 with 2 non-zero gates")
-    check("a gate at zero is a dead rank", True, "active rank 2 with 2 non-zero gates")  # a rerun replaces it
+    check("a gate at zero is a dead rank", True, "active rank 2 with 2 non-zero gates")  # twice: both recorded
     rows = json.loads((tmp_path / "c.json").read_text())
-    assert [(r["claim"], r["kind"], r["holds"]) for r in rows] == [
-        ("SoRA beats LoRA", "tested", False), ("a gate at zero is a dead rank", "taught", True)]
+    assert [(r["claim"], r["kind"], r["holds"]) for r in rows] == [("SoRA beats LoRA", "tested", False),
+                                                                   ("a gate at zero is a dead rank", "taught", False),
+                                                                   ("a gate at zero is a dead rank", "taught", True)]
+    assert failed_taught([{**r, "notebook": "x"} for r in rows], "classroom") == [{**rows[1], "notebook": "x"}]
     assert rows[0]["evidence"] == "SoRA=0.81, LoRA=0.86"
 
 
 @pytest.mark.parametrize("args, match", [(("x", True, "e"), None), (("", True, "e"), "non-empty"),
-                                         (("x", True, 3.0), "evidence must be")])
+                                         (("x", True, 3.0), "evidence must be"),
+                                         (("x", float("nan"), "e"), "pass True or False.*got nan"),  # bool(nan) is True
+                                         (("x", None, "e"), "pass True or False"), (("x", 1, "e"), "of type int"),
+                                         (("x", __import__("numpy").bool_(True), "e"), None),
+                                         (("x", __import__("torch").tensor([1.0, 2.0]).gt(0).all(), "e"), None)])
 def test_check_refuses_bad_input(args, match):
     if match:
         with pytest.raises(UsageError, match=match):
@@ -56,23 +62,52 @@ def test_suite_collects_claims_and_fails_on_a_taught_one(tmp_path):
                                     "check('merge keeps outputs', True, {'max diff': 0.0})\n"
                                     "check('SoRA beats LoRA', False, {'gap': -1.5}, kind='tested')")
     write_notebook(books / "02_b.ipynb", "from soralab.teaching.claims import check\n"
-                                    "check('prune keeps outputs', False, {'max diff': 0.3})")
+                                    "check('prune keeps outputs', False, {'max |diff|': 0.3})")
     rows = run_suite("classroom", tmp_path / "out", notebooks_dir=books)
     assert [r["status"] for r in rows] == ["ok", "ok"] and [r["claims"] for r in rows] == [2, 1]
     claims = json.loads((tmp_path / "out" / "claims.json").read_text())
     assert [(c["notebook"], c["claim"], c["holds"], c["profile"]) for c in claims] == [
         ("01_a.ipynb", "merge keeps outputs", True, "classroom"), ("01_a.ipynb", "SoRA beats LoRA", False, "classroom"),
         ("02_b.ipynb", "prune keeps outputs", False, "classroom")]
-    assert "| 02_b.ipynb | prune keeps outputs | taught | **no** | max diff=0.3 |" in (
-        tmp_path / "out" / "claims.md").read_text()
+    assert "| 02_b.ipynb | prune keeps outputs | taught | **no** | max \\|diff\\|=0.3 |" in (
+        tmp_path / "out" / "claims.md").read_text()  # a "|" in a cell is escaped, so the row keeps its columns
+    assert [(r["taught_failed"], r["tested_not_holding"]) for r in rows] == [(0, 1), (1, 0)]
+    assert "| 01_a.ipynb | ok |" in (tmp_path / "out" / "summary.md").read_text()
     assert not suite_ok(rows, "classroom", tmp_path / "out")
     assert suite_ok(rows[:1], "classroom", tmp_path / "out") is False  # claims.json still holds 02's failure
     only_tested = run_suite("classroom", tmp_path / "out2", only=["01"], notebooks_dir=books)
     assert suite_ok(only_tested, "classroom", tmp_path / "out2")  # a tested claim never fails the suite
+    (tmp_path / "out2" / "claims.json").write_text("[]")  # what an interrupted rerun must not leave behind
+    with pytest.raises(UsageError, match="--only 9: no notebook"):
+        run_suite("classroom", tmp_path / "out2", only=["01", "9"], notebooks_dir=books)
+    with pytest.raises(UsageError, match="--only needs at least one"):
+        run_suite("classroom", tmp_path / "out2", only=[], notebooks_dir=books)
+    with pytest.raises(UsageError, match="would overwrite the notebooks themselves"):
+        run_suite("classroom", books, notebooks_dir=books)
+    assert (tmp_path / "out2" / "claims.json").read_text() == "[]"  # refused before anything was touched
     smoke = run_suite("smoke", tmp_path / "out3", notebooks_dir=books)
     assert suite_ok(smoke, "smoke", tmp_path / "out3")  # smoke records claims but does not enforce them
     assert cli_main(["notebooks", "--profile", "classroom", "--notebooks-dir", str(books), "--output-dir",
                      str(tmp_path / "out4")]) == 1
+
+
+def test_an_interrupted_suite_leaves_no_summary_of_an_earlier_run(tmp_path, monkeypatch):
+    import soralab.teaching.suite as suite
+
+    books, out = tmp_path / "books", tmp_path / "out"
+    books.mkdir()
+    write_notebook(books / "01_a.ipynb", "pass")
+    out.mkdir()
+    for name in suite.RESULT_FILES:
+        (out / name).write_text("an earlier run's")
+
+    def interrupted(*args, **kwargs):  # (a Ctrl-C would do the same; under xdist it would stop the test session)
+        raise RuntimeError("the run stopped mid-way")
+
+    monkeypatch.setattr(suite, "_run_one", interrupted)
+    with pytest.raises(RuntimeError, match="mid-way"):
+        run_suite("classroom", out, notebooks_dir=books)
+    assert not any((out / name).exists() for name in suite.RESULT_FILES)
 
 
 def _result(score, baseline):
@@ -89,6 +124,8 @@ def test_check_learned_needs_every_run_above_its_own_baseline(capsys):
     assert not check_learned({"at chance": _result(53.75, 53.75)})
     with pytest.raises(UsageError, match="no majority-class baseline recorded for old"):
         check_learned({"old": _result(80.0, None)})
+    with pytest.raises(UsageError, match="got none"):
+        check_learned({})  # all() of nothing is True: vouching for no run would read as a claim that holds
 
 
 def test_quiet_silences_library_chatter(capsys):

@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 from glue_fixtures import write_glue_fixture
+from nb_fixtures import notebook_parameters
 
 import soralab
 from soralab.experiments.glue import load_glue
@@ -26,10 +27,13 @@ METHODS = ("full", "bitfit", "lora", "adalora", "sora")
 R = 8
 
 
-def sizing(n_rows: int, epochs: float, batch: int, min_batch: int = 16) -> tuple[int, int]:
-    """The notebook's batch rule (AdaLoRA needs ten steps), then the package's step count."""
-    batch_size = min(max(batch, min_batch), int(n_rows * epochs // 10))
-    return batch_size, total_steps(n_rows, batch_size, epochs)
+NB = notebook_parameters("03_sora_vs_lora_on_glue.ipynb")
+
+
+def sizing(p, n_rows: int) -> tuple[int, int]:
+    """The notebook's batch (the profile's ``batch_for``: AdaLoRA needs ten steps), then the package's step count."""
+    batch_size = p.batch_for(n_rows, min_batch=NB["min_batch"], min_steps=10)
+    return batch_size, total_steps(n_rows, batch_size, p.epochs)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +58,7 @@ def counts(tiny):
 
 @pytest.fixture(scope="module")
 def results(tiny):
-    batch_size, steps = sizing(40, 1, batch=4)
+    batch_size, steps = sizing(profile("smoke", epochs=1), 40)
     assert (batch_size, steps) == (4, 10)
     xi = xi_for_pull(2.0, steps, recipe("sst2", "sora")["learning_rate"])  # a fixed pull: some gates die in 10 steps
     return {m: run_glue("sst2", m, model_name_or_path=tiny["model"], data_dir=tiny["data"], max_seq_length=32,
@@ -64,8 +68,8 @@ def results(tiny):
 
 def test_sizing_gives_adalora_ten_steps_and_16_per_batch_in_classroom():
     smoke, classroom = profile("smoke"), profile("classroom")
-    assert sizing(smoke.max_train_samples, smoke.epochs, smoke.batch_size) == (6, 11)  # >= 10 for AdaLoRA
-    assert sizing(min(classroom.max_train_samples, 600), classroom.epochs, classroom.batch_size) == (16, 76)
+    assert sizing(smoke, smoke.max_train_samples) == (6, 11)  # >= 10 for AdaLoRA
+    assert sizing(classroom, min(classroom.max_train_samples, NB["max_train"])) == (16, 76)
     assert len(classroom.seeds) >= 2, "notebook 03 compares the methods on at least two seeds"
     assert recipe("sst2", "sora")["keep"] == 0.5, "SoRA's default strength, as the notebook states"
 

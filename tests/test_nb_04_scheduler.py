@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from glue_fixtures import TINY_BERT_IN_PLUS_OUT, write_glue_fixture
+from nb_fixtures import notebook_parameters
 
 import soralab
 from soralab.experiments.models import save_tiny_checkpoint
@@ -37,12 +38,18 @@ def test_schedules_share_end_points_and_are_ordered(start, end, n):
 
 
 def test_classroom_sizing_keeps_every_xi_above_three_on_short_stages():
+    """With the notebook's own pulls (its parameters cell), the classroom stages are short and every xi is at least
+    3, the condition under which the notebook asserts that a dead rank stays dead."""
+    nb = notebook_parameters("04_sparsifying_scheduler.ipynb")
     c = profile("classroom")
-    steps = total_steps(min(c.max_train_samples, 480), c.batch_size, c.epochs_per_stage)
-    xis = soralab.xi_values(xi_for(0.5, steps), xi_for(1.0, steps), c.n_stages, "linear")
-    assert steps == 30 and min(xis) >= 3 and xis[-1] == pytest.approx(100 / 3)  # 1 / (30 * 2e-3 / 2)
-    assert pull_of(sum(xis), steps, LR) == pytest.approx(3.0)  # total pull on an unsupported gate
-    assert sum(xis) * steps * LR / 2 == pytest.approx(3.0)  # the same, by the formula the notebook states
+    steps = total_steps(min(c.max_train_samples, nb["max_train"]), c.batch_size, c.epochs_per_stage)
+    xis = soralab.xi_values(xi_for(nb["first_stage_shrink"], steps), xi_for(nb["last_stage_shrink"], steps),
+                            c.n_stages, "linear")  # the notebook's default schedule
+    assert steps <= 100 and min(xis) >= 3
+    assert xis[-1] == pytest.approx(nb["last_stage_shrink"] / (steps * LR / 2))
+    total = c.n_stages * (nb["first_stage_shrink"] + nb["last_stage_shrink"]) / 2  # linear: the mean pull per stage
+    assert pull_of(sum(xis), steps, LR) == pytest.approx(total)  # total pull on an unsupported gate
+    assert sum(xis) * steps * LR / 2 == pytest.approx(total)  # the same, by the formula the notebook states
 
 
 def _zeroed_gate_after(xi: float, grads: list[float], lr: float = 1e-2) -> float:

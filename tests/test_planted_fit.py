@@ -57,3 +57,24 @@ def test_bad_inputs():
         fit_planted(soralab.LoRAConfig(r=2, target_modules=["query"]), steps=1)
     with pytest.raises(ValueError, match="steps"):
         fit_planted(soralab.LoRAConfig(r=2, target_modules=["0"]), steps=-1)
+
+
+def test_the_test_score_is_taken_with_adapter_dropout_off():
+    """fit_planted scores the fitted model as it would be used: in eval mode, so adapter dropout does not inflate the
+    test error (at lora_dropout 0.3 it tripled it)."""
+    fit = fit_planted(soralab.LoRAConfig(r=4, lora_dropout=0.3, target_modules=["0"]), steps=30, lr=1e-2)
+    assert not fit.model.training
+    with torch.no_grad():
+        want = torch.nn.functional.mse_loss(fit.model(fit.task.x_test), fit.task.y_test).item()
+    assert fit.test_mse == pytest.approx(want)
+
+
+@pytest.mark.parametrize("spectrum, match", [((3, 2, 1), None), ((1.0, 0.0, 0.5), "each > 0"),
+                                             ((1.0, 2.0), "3 values")])
+def test_a_spectrum_sets_the_planted_rank_exactly(spectrum, match):
+    if match:
+        with pytest.raises(ValueError, match=match):
+            planted_low_rank(true_rank=3, spectrum=spectrum)
+    else:  # whole numbers are singular values too
+        task = planted_low_rank(true_rank=3, spectrum=spectrum)
+        assert torch.linalg.matrix_rank(task.delta).item() == 3

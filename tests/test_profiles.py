@@ -35,6 +35,11 @@ def test_record_writes_only_inside_the_suite(tmp_path, monkeypatch):
     record(a=1)
     record(b=2.5)
     assert json.loads((tmp_path / "n.json").read_text()) == {"a": 1, "b": 2.5}
+    import numpy as np
+
+    record(c=float("nan"), d=np.float32(0.5), e=np.int64(3))  # strict JSON (NaN as null), numpy scalars as numbers
+    text = (tmp_path / "n.json").read_text()
+    assert "NaN" not in text and json.loads(text) == {"a": 1, "b": 2.5, "c": None, "d": 0.5, "e": 3}
 
 
 
@@ -52,7 +57,7 @@ def test_suite_runs_notebooks_and_summarises(tmp_path):
     assert "| 01_ok.ipynb | ok |" in (tmp_path / "out" / "summary.md").read_text()
     assert len(json.loads((tmp_path / "out" / "summary.json").read_text())) == 2
     assert run_suite("smoke", tmp_path / "out2", only=["01"], notebooks_dir=books)[0]["status"] == "ok"
-    with pytest.raises(FileNotFoundError, match="no notebooks matching"):
+    with pytest.raises(UsageError, match="--only 99: no notebook in .* starts with that"):  # a typo is not "run none"
         run_suite("smoke", tmp_path / "out3", only=["99"], notebooks_dir=books)
 
 

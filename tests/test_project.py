@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from nb_fixtures import notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,16 +101,6 @@ def test_the_lazy_public_names_are_listed():
     assert set(soralab.__all__) <= set(dir(soralab))
 
 
-def _parameters(nb: dict) -> dict:
-    """A notebook's papermill parameters: name -> literal value, from its cell tagged ``parameters``."""
-    import ast
-
-    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
-    tree = ast.parse("".join(cell["source"]))
-    return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
-            for t in node.targets if isinstance(t, ast.Name)}
-
-
 def test_papermill_commands_in_the_docs_name_real_parameters_and_the_right_folder():
     """Every ``papermill notebooks/...`` line a reader is shown (notebook text, README) sets only parameters the
     notebook has, and runs the kernel in notebooks/ (``--cwd notebooks``) when a parameter is a path relative to
@@ -126,7 +117,7 @@ def test_papermill_commands_in_the_docs_name_real_parameters_and_the_right_folde
     for where, line in commands:
         words = shlex.split(line[line.index("papermill"):].strip("`"), comments=True)
         book = ROOT / next(w for w in words if w.endswith(".ipynb"))
-        params = _parameters(json.loads(book.read_text()))
+        params = notebook_parameters(book)
         given = [words[i + 1] for i, w in enumerate(words) if w == "-p"]
         given += [k for i, w in enumerate(words) if w == "-y" for k in yaml.safe_load(words[i + 1])]
         assert set(given) <= set(params), f"{where}: {line.strip()} sets {set(given) - set(params)}, not parameters"

@@ -8,7 +8,9 @@ A notebook states each claim once, through ``check``::
 Two kinds. ``taught``: mechanics the code guarantees (pruning preserves outputs, a zero gate is a dead rank); a
 failure is a bug, and the suite runner exits non-zero on one in the classroom and paper profiles. ``tested``: a
 paper's claim under experiment, reported either way; it never fails the suite. The smoke profile (seconds, CI) runs
-models too small for either kind to mean much: its claims are recorded, never enforced.
+models too small for either kind to mean much: the runner records its claims and does not enforce them. ``check``
+itself never raises on a claim that fails; a notebook that writes ``assert check(...)`` stops there, in every
+profile, which it does for mechanics that must hold even at smoke sizes (pruning keeps the logits, ...).
 
 Under the suite runner (``soralab notebooks``) every check is also appended to the file named by
 ``$SORALAB_CLAIMS``; the runner writes all notebooks' claims to ``claims.json`` and ``claims.md``.
@@ -41,14 +43,26 @@ def _evidence(evidence: str | Mapping[str, Any]) -> str:
                      for k, v in evidence.items())
 
 
+def _truth(holds: Any) -> bool:
+    """``holds`` as a bool: True/False, or a one-element boolean array or tensor (``(a == b).all()``). Anything else
+    is refused: ``bool(nan)`` is True, so a NaN (or a number, or None) would read as a claim that holds."""
+    if isinstance(holds, bool) or type(holds).__name__ == "bool_":  # Python's or numpy's
+        return bool(holds)
+    if str(getattr(holds, "dtype", "")) in ("bool", "torch.bool") and getattr(holds, "ndim", None) == 0:
+        return bool(holds)
+    raise UsageError(f"a claim holds or not: pass True or False (a comparison's result), got {holds!r} of type "
+                     f"{type(holds).__name__}")
+
+
 def check(claim: str, holds: Any, evidence: str | Mapping[str, Any], *, kind: str = "taught") -> bool:
-    """Print whether ``claim`` holds, with its evidence; record it for the suite; return whether it holds."""
+    """Print whether ``claim`` holds, with its evidence; record it for the suite; return whether it holds.
+    ``holds`` is True or False; a claim checked twice (in a loop, say) is recorded twice."""
     if kind not in KINDS:
         raise UsageError(f"a claim's kind is 'taught' (mechanics: must hold) or 'tested' (a paper's claim under "
                          f"experiment), got {kind!r}")
     if not isinstance(claim, str) or not claim.strip():
         raise UsageError("state the claim as a non-empty sentence")
-    holds = bool(holds)
+    holds = _truth(holds)
     text = _evidence(evidence)
     mark = "holds" if holds else ("FAILS (a bug)" if kind == "taught" else "does not hold here")
     print(f"[{kind} claim {mark}] {claim} ({text})")
@@ -56,7 +70,7 @@ def check(claim: str, holds: Any, evidence: str | Mapping[str, Any], *, kind: st
     if path:
         old = json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else []
         row = {"claim": claim, "kind": kind, "holds": holds, "evidence": text}
-        atomic_write_text(path, json.dumps([r for r in old if r["claim"] != claim] + [row], indent=2))
+        atomic_write_text(path, json.dumps([*old, row], indent=2))
     return holds
 
 
@@ -64,6 +78,8 @@ def check_learned(results: Mapping[str, Any], margin: float = 0.0) -> bool:
     """The taught claim under every GLUE lesson: each run it reads learned, i.e. beats the majority-class score of
     its own eval split by more than ``margin`` points (``GlueResult.above_baseline``). A run at chance would make
     the lesson's comparison meaningless, so a failure here is a budget that does not learn: a bug to fix."""
+    if not results:
+        raise UsageError("check_learned needs the runs it vouches for: got none")
     missing = [name for name, r in results.items() if r.baseline is None]
     if missing:
         raise UsageError(f"no majority-class baseline recorded for {', '.join(missing)}: results saved before soralab "
@@ -85,9 +101,12 @@ def write_claims(claims: list[dict], folder: str | Path) -> None:
     """``claims.json`` and ``claims.md`` in ``folder``: one row per claim, in notebook order."""
     folder = Path(folder)
     atomic_write_text(folder / "claims.json", json.dumps([{k: c[k] for k in FIELDS} for c in claims], indent=2))
+    def cell(text: str) -> str:  # a "|" in a claim (|g|_1) or its evidence would split the Markdown row
+        return str(text).replace("|", "\\|")
+
     lines = ["| notebook | claim | kind | holds | evidence |", "|---|---|---|---|---|"]
-    lines += [f"| {c['notebook']} | {c['claim']} | {c['kind']} | {'yes' if c['holds'] else '**no**'} | "
-              f"{c['evidence']} |" for c in claims]
+    lines += [f"| {c['notebook']} | {cell(c['claim'])} | {c['kind']} | {'yes' if c['holds'] else '**no**'} | "
+              f"{cell(c['evidence'])} |" for c in claims]
     atomic_write_text(folder / "claims.md", "\n".join(lines) + "\n")
 
 

@@ -48,8 +48,9 @@ def planted_low_rank(
     if not 0 < true_rank <= min(dim_in, dim_out):
         raise ValueError(f"true_rank must be in [1, min(dim_in, dim_out)] = [1, {min(dim_in, dim_out)}], "
                          f"got {true_rank}")
-    if spectrum is not None and len(spectrum) != true_rank:
-        raise ValueError(f"spectrum must have true_rank={true_rank} values, got {len(spectrum)}")
+    if spectrum is not None and (len(spectrum) != true_rank or not all(float(v) > 0 for v in spectrum)):
+        raise ValueError(f"spectrum must have true_rank={true_rank} values, each > 0 (a zero would lower the rank), "
+                         f"got {tuple(spectrum)}")
     gen = torch.Generator().manual_seed(seed)
     base = nn.Linear(dim_in, dim_out)
     with torch.no_grad():
@@ -58,7 +59,7 @@ def planted_low_rank(
     base.requires_grad_(False)
     u, _ = torch.linalg.qr(torch.randn(dim_out, true_rank, generator=gen))  # orthonormal columns
     v, _ = torch.linalg.qr(torch.randn(dim_in, true_rank, generator=gen))
-    s = torch.tensor(spectrum if spectrum is not None else [1.0] * true_rank)
+    s = torch.tensor(spectrum if spectrum is not None else [1.0] * true_rank, dtype=torch.float32)
     delta = u @ torch.diag(s) @ v.T  # (out, k) (k, k) (k, in) -> (out, in), rank k
 
     def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,6 +148,7 @@ def _fit(config, steps, lr, weight_decay, xi, prox, seed, true_rank, record_ever
         opt.zero_grad()
         loss.backward()
         opt.step()
+    model.eval()  # scored as it would be used: adapter dropout off
     with torch.no_grad():
         test_mse = F.mse_loss(model(task.x_test), task.y_test).item()
         base_mse = F.mse_loss(task.base(task.x_test), task.y_test).item()

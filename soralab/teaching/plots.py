@@ -55,11 +55,12 @@ def plot_rank_heatmap(ranks: dict[str, int], r_max: int | None = None, title: st
     """Surviving rank per layer (rows) and module type (columns); ``label`` names the colorbar."""
     mat = rank_matrix(ranks)
     fig, ax = _axes(ax, (5, 0.45 * mat.shape[0] + 1.5))
-    im = ax.imshow(mat, cmap="viridis", vmin=0, vmax=r_max or mat.max() or 1, aspect="auto")
+    vmax = r_max or mat.max() or 1
+    im = ax.imshow(mat, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
     ax.set_xticks(range(len(MODULE_TYPES)), MODULE_TYPES, rotation=30)
     ax.set_yticks(range(mat.shape[0]), [f"layer {i}" for i in range(mat.shape[0])])
     for (i, j), v in np.ndenumerate(mat):
-        ax.text(j, i, str(v), ha="center", va="center", color="w" if v < (r_max or mat.max()) / 2 else "k")
+        ax.text(j, i, str(v), ha="center", va="center", color="w" if v < vmax / 2 else "k")  # light on dark
     ax.set_title(title or "active rank")
     fig.colorbar(im, ax=ax, shrink=0.8, label=label)
     return fig
@@ -154,7 +155,10 @@ def plot_sparsify(result, ax=None, baseline: float | None = None):
     for s in result.stages:
         ax.annotate(f"xi={s.xi:.3g}", (s.nonzero_params, 100 * s.generalization), fontsize=7,
                     textcoords="offset points", xytext=(3, -10))
-    ax.set_xscale("log")
+    if min(params) > 0:
+        ax.set_xscale("log")
+    else:  # a stage that killed every rank: 0 has no place on a log axis, symlog shows it
+        ax.set_xscale("symlog", linthresh=1)
     ax.invert_xaxis()
     ax.set_xlabel("non-zero adapter parameters (log scale, fewer to the right)")
     ax.set_ylabel("score (x100)")
@@ -209,7 +213,9 @@ def plot_paired(differences: dict[str, dict], ax=None, unit: str = "points (x100
         y = [j + (i - (len(comparisons) - 1) / 2) * step for j, _ in rows]
         mean = [p.mean for _, p in rows]
         err = [[p.mean - p.low for _, p in rows], [p.high - p.mean for _, p in rows]]
-        ax.errorbar(mean, y, xerr=err, fmt="o", capsize=3, color=f"C{i}", label=f"{label} ({rows[0][1].n} pairs)"
+        ns = sorted({p.n for _, p in rows})  # tasks may have different numbers of pairs
+        pairs = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+        ax.errorbar(mean, y, xerr=err, fmt="o", capsize=3, color=f"C{i}", label=f"{label} ({pairs} pairs)"
                     if rows else label)
     ax.axvline(0, color="0.4", lw=1)
     ax.set_yticks(range(len(tasks)), tasks)

@@ -43,6 +43,12 @@ class Profile:
     n_stages: int                   # sparsifying scheduler: stages after the dense one
     epochs_per_stage: float
 
+    def batch_for(self, n_rows: int, min_batch: int = 1, min_steps: int = 1) -> int:
+        """The profile's batch size, raised to ``min_batch``, then lowered until ``n_rows`` rows over the profile's
+        epochs make at least ``min_steps`` optimiser steps (AdaLoRA schedules its budget over at least 10): on the
+        smoke profile's few rows the batch shrinks."""
+        return max(1, min(max(self.batch_size, min_batch), int(n_rows * self.epochs // min_steps)))
+
     def glue_kwargs(self, **options) -> dict:
         """Keyword arguments for ``run_glue``: this profile's sizes plus ``options`` (seed, method options, ...).
 
@@ -80,7 +86,7 @@ def profile(name: str | None = None, **overrides) -> Profile:
     """The profile named ``name``, else ``$SORALAB_PROFILE``, else ``classroom``; ``overrides`` replace fields."""
     name = name or os.environ.get(PROFILE_ENV) or "classroom"
     if name not in PROFILES:
-        raise UsageError(f"unknown profile {name!r} (from {PROFILE_ENV} or the notebook's parameters); "
+        raise UsageError(f"unknown profile {name!r} (from --profile, {PROFILE_ENV} or the notebook's profile_name); "
                          f"choose one of {', '.join(PROFILES)}")
     return replace(PROFILES[name], **overrides)
 
@@ -120,6 +126,7 @@ def env_report(p: Profile | None = None) -> dict:
     info = {"python": platform.python_version(), "soralab": soralab.__version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "peft": peft.__version__,
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)",
+            "threads": torch.get_num_threads(),  # what this notebook uses: fewer when the suite runs several at once
             "profile": p.name if p else os.environ.get(PROFILE_ENV, "classroom"),
             "glue_dir": os.environ.get("SORALAB_GLUE_DIR", "(hub)")}
     print("  ".join(f"{k}={v}" for k, v in info.items()))
@@ -130,10 +137,12 @@ def record(**numbers) -> dict:
     """Keep a notebook's key numbers for the suite summary (a no-op outside the suite runner)."""
     path = os.environ.get(SUMMARY_ENV)
     if path:
+        from ..experiments.results import dumps
         from ..files import atomic_write_text
 
         old = json.loads(Path(path).read_text()) if Path(path).is_file() else {}
-        atomic_write_text(path, json.dumps({**old, **numbers}, indent=2, default=float))
+        plain = json.loads(json.dumps({**old, **numbers}, default=float))  # numpy and torch scalars as numbers
+        atomic_write_text(path, dumps(plain))  # strict JSON: a NaN is written as null
     return numbers
 
 

@@ -28,6 +28,11 @@ from ..files import atomic_write_text
 from .claims import CLAIMS_ENV, failed_taught, read_claims, write_claims
 from .profiles import PROFILE_ENV, SUMMARY_ENV, profile
 
+# Longest a single cell may run (s) before papermill stops the notebook as failed: a hung cell must not hold CI until
+# its own limit. A classroom cell takes at most a few minutes on a 2-core CPU; paper runs train for hours: no limit.
+CELL_TIMEOUT_S = {"smoke": 600, "classroom": 3600, "paper": None}
+RESULT_FILES = ("summary.json", "summary.md", "claims.json", "claims.md")
+
 
 def notebooks_folder(notebooks_dir: str | Path | None = None) -> Path:
     """The notebooks to run: ``notebooks_dir`` if given, else ``./notebooks`` (a clone's root), else the clone this
@@ -61,7 +66,7 @@ def _run_one(book: Path, out: Path, profile_name: str, threads: int | None = Non
     start, status = time.perf_counter(), "ok"
     try:
         pm.execute_notebook(str(book), str(out / book.name), cwd=str(book.parent), progress_bar=False,
-                            kernel_name="python3")
+                            kernel_name="python3", execution_timeout=CELL_TIMEOUT_S.get(profile_name))
     except Exception as e:  # papermill raises on the first failing cell; the executed copy shows where
         status = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''}"
     finally:
@@ -73,7 +78,8 @@ def _run_one(book: Path, out: Path, profile_name: str, threads: int | None = Non
     mine = read_claims(checked, book.name, profile_name)
     row = {"notebook": book.name, "status": status, "runtime_s": round(time.perf_counter() - start, 1),
            "numbers": json.loads(numbers.read_text()) if numbers.is_file() else {},
-           "claims": len(mine), "claims_failed": sum(not c["holds"] for c in mine)}
+           "claims": len(mine), "taught_failed": sum(not c["holds"] for c in mine if c["kind"] == "taught"),
+           "tested_not_holding": sum(not c["holds"] for c in mine if c["kind"] == "tested")}
     print(f"{row['notebook']}: {row['status']} in {row['runtime_s']} s  {row['numbers']}", flush=True)
     return row, mine
 
@@ -105,14 +111,24 @@ def run_suite(profile_name: str, output_dir: str | Path | None = None, only: lis
         raise UsageError(f"jobs must be a whole number >= 1 (notebooks run at once), got {jobs!r}")
     notebooks_dir = notebooks_folder(notebooks_dir)
     books = sorted(Path(notebooks_dir).glob("[0-9]*.ipynb"))
-    if only:
+    if only is not None:
+        unmatched = [o for o in only if not any(b.name.startswith(o) for b in books)]
+        if not only or unmatched:
+            raise UsageError(f"--only {' '.join(unmatched)}: no notebook in {notebooks_dir} starts with that; give "
+                             f"name prefixes such as {', '.join(b.name[:2] for b in books[:3])}" if unmatched else
+                             "--only needs at least one notebook name prefix, e.g. --only 00 03")
         books = [b for b in books if any(b.name.startswith(o) for o in only)]
     if not books:
-        raise MissingFileError(f"no notebooks matching {only or '*'} in {notebooks_dir}")
+        raise MissingFileError(f"no notebooks in {notebooks_dir}")
     # with jobs > 1, longest first: the pool hands the next notebook in this order to whichever worker is free
     start_order = sorted(books, key=lambda b: -declared_runtime(b, profile_name))
     out = Path(output_dir or f"runs/notebooks/{profile_name}")
+    if out.resolve() == Path(notebooks_dir).resolve():
+        raise UsageError(f"--output-dir {out} is the notebooks folder: the executed copies would overwrite the "
+                         "notebooks themselves; give another folder (default: runs/notebooks/<profile>)")
     out.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_FILES:  # an earlier run's summary must not outlive this run if it is interrupted
+        (out / name).unlink(missing_ok=True)
     if jobs == 1:
         done = [_run_one(book, out, profile_name) for book in books]
     else:  # spawned workers: each sets its kernel's environment in its own process
@@ -125,8 +141,10 @@ def run_suite(profile_name: str, output_dir: str | Path | None = None, only: lis
     claims = [c for _, mine in done for c in mine]
     atomic_write_text(out / "summary.json", json.dumps(rows, indent=2))
     write_claims(claims, out)
-    lines = ["| notebook | status | runtime (s) | claims (failed) | key numbers |", "|---|---|---:|---:|---|"]
-    lines += [f"| {r['notebook']} | {r['status']} | {r['runtime_s']} | {r['claims']} ({r['claims_failed']}) | "
+    lines = ["| notebook | status | runtime (s) | claims | taught failed | tested not holding | key numbers |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    lines += [f"| {r['notebook']} | {r['status']} | {r['runtime_s']} | {r['claims']} | {r['taught_failed']} | "
+              f"{r['tested_not_holding']} | "
               + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["numbers"].items())
               + " |" for r in rows]
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
