@@ -335,6 +335,23 @@ def test_run_glue_trains_peft_lora_with_the_pattern(found, tiny):
         GlueConfig(task="mrpc", method="lora", rank_pattern=str(root / "nope.json"))
 
 
+def test_a_saved_run_is_not_reused_once_its_pattern_file_changed(found, tiny, tmp_path):
+    """The config holds the pattern's path; the result also records a hash of the file, so a pattern rewritten in
+    place (allocate run again into the same --output) trains again instead of returning the old score."""
+    p, out, root = found
+    pattern = tmp_path / "pattern.json"
+    pattern.write_text(out.read_text())
+    kw = dict(rank_pattern=str(pattern), progress=False, num_train_epochs=1, output_dir=tmp_path / "run", **tiny[0])
+    first = run_glue("mrpc", "peft-lora", **kw)
+    assert first.environment["rank_pattern"].startswith("blake2b:") and run_glue("mrpc", "peft-lora", **kw).reused
+    changed = json.loads(out.read_text())
+    name = next(n for n, r in changed["rank_pattern"].items() if r > 1)
+    changed["rank_pattern"][name] -= 1
+    pattern.write_text(json.dumps(changed))
+    with pytest.raises(UsageError, match="another rank pattern"):
+        run_glue("mrpc", "peft-lora", **kw)
+
+
 def test_cli_allocate_reuses_the_finding_run(found, tiny, capsys):
     p, out, root = found
     opts = tiny[0]

@@ -416,3 +416,10 @@ def test_real_glue_files():
     assert scores.min() >= 0 and scores.max() <= 5 and math.isclose(float(scores[0]), 5.0)
     paper = load_glue("sst2", REAL_DIR, split_protocol="paper")
     assert (len(paper["train"]), len(paper["validation"]), len(paper["test"])) == (66349, 1000, 872)
+
+
+def test_an_empty_data_dir_is_refused_not_read_as_the_working_directory():
+    from soralab.errors import UsageError
+
+    with pytest.raises(UsageError, match="data_dir is empty"):
+        load_glue("rte", "")

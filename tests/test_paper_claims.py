@@ -94,3 +94,13 @@ def test_notebook_08_reads_a_complete_committed_record():
     table = side_by_side(rows)
     assert [r["holds_cpu"] is not None for r in table] == [
         c["id"] in ("sora_glue", "sora_llama", "sora_cost", "adalora_glue") for c in paper_claims()]
+
+
+def test_a_partial_record_gives_no_verdict_and_degenerate_runs_are_left_out():
+    partial = [r for r in _rows(81.0) if not (r["method"] == "sora" and r["task"] == "sst2")]  # SoRA on mrpc only
+    assert ours("sora_glue", partial) == ("sora and LoRA have not both run every task (mrpc, sst2)", None)
+    assert ours("sora_llama", partial) == ("SoRA and LoRA have not both run sst2", None)
+    rows = _rows(81.0)
+    rows[1] = {**rows[1], "score": float("nan")}  # one SoRA seed with no score
+    text, holds = ours("sora_glue", rows)
+    assert holds is True and text.startswith("sora avg 81.00") and text.endswith("(1 degenerate run(s) left out)")

@@ -39,13 +39,14 @@ FLOAT_OPTIONS = {  # name: (lowest allowed, lowest included?, highest excluded)
 
 def valid(name, value) -> bool:
     if name in INT_OPTIONS:
-        return isinstance(value, int) and value >= INT_OPTIONS[name]
+        return isinstance(value, int) and value >= INT_OPTIONS[name] and (name != "seed" or value < 2**32)
     low, closed, high = FLOAT_OPTIONS[name]
     return math.isfinite(value) and (value >= low if closed else value > low) and value < high
 
 
 numbers = st.one_of(st.integers(-3, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-                    st.sampled_from([0, 0.0, -0.0, 1, 1.0, 0.999, 1e-12, -1e-12, math.nan, math.inf, -math.inf]))
+                    st.sampled_from([0, 0.0, -0.0, 1, 1.0, 0.999, 1e-12, -1e-12, math.nan, math.inf, -math.inf,
+                                     2**32 - 1, 2**32]))
 
 
 @FAST

@@ -116,3 +116,12 @@ def test_needs_gates_in_their_own_group():
     lora = soralab.inject(nn.Sequential(nn.Linear(4, 4)), soralab.LoRAConfig(r=2, target_modules=["0"]))
     with pytest.raises(ValueError, match="needs a model with SoRA gates"):
         KeepSchedule(lora, torch.optim.AdamW(lora.parameters()), 0.5, 10)
+
+
+@pytest.mark.parametrize("how", [{}, RECORD], ids=["default", "record"])
+def test_keep_one_never_pulls_a_gate(how, one_thread):
+    """keep=1.0 is SoRA's gates with no sparsity: xi stays 0 at every step, so no gate is pulled and every rank
+    lives (the schedule used to start xi at 0.1 whatever the target, and cut the ranks that died meanwhile)."""
+    model = _model()
+    schedule, xis = _train(model, 1.0, 120, **how)
+    assert set(xis) == {0.0} and schedule.live_fraction() == 1.0

@@ -147,6 +147,35 @@ def test_rerun_reuses_and_other_config_is_refused(tiny, tmp_path, monkeypatch):
         run_glue("sst2", "lora", evals_per_epoch=2, **kw)
 
 
+def test_the_final_model_is_evaluated_once(tiny, monkeypatch):
+    """transformers 5 evaluates the last step itself when it is off the evaluation grid; run_glue evaluates it only
+    if nothing did (it used to evaluate it a second time: one more pass over every eval split, counted as time)."""
+    from transformers import Trainer
+
+    calls = []
+    evaluate = Trainer.evaluate
+    def counted(self, eval_dataset=None, *a, **k):  # the Trainer's outer call; it calls evaluate once per split
+        if eval_dataset is None:
+            calls.append(self.state.global_step)
+        return evaluate(self, eval_dataset, *a, **k)
+
+    monkeypatch.setattr(Trainer, "evaluate", counted)
+    res = run_glue("sst2", "lora", model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1.5,
+                   **FAST)  # 48 rows at batch 8: 6 steps an epoch, 9 in all, evaluated at 6 and at the end
+    assert calls == [6, 9] and [row["step"] for row in res.history] == [6, 9]
+
+
+def test_a_result_of_another_global_batch_is_refused(tiny, tmp_path):
+    kw = dict(model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1, output_dir=tmp_path, **FAST)
+    run_glue("sst2", "lora", **kw)
+    saved = json.loads((tmp_path / RESULT_NAME).read_text())
+    assert saved["environment"]["replicas"] == "1"
+    saved["environment"]["replicas"] = "4"  # as torchrun --nproc_per_node=4 would have saved it
+    (tmp_path / RESULT_NAME).write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="4 batch\\(es\\) per optimiser step .* this run takes 1"):
+        run_glue("sst2", "lora", **kw)
+
+
 def test_result_of_another_devices_auto_precision_is_reused_unless_precision_is_given(tiny, tmp_path, monkeypatch):
     kw = dict(model_name_or_path=tiny["model"], data_dir=tiny["data"], num_train_epochs=1, output_dir=tmp_path,
               device="cpu", **FAST)

@@ -120,6 +120,9 @@ def get_task(task: str | GlueTask) -> GlueTask:
 def _local_root(data_dir: str | os.PathLike[str] | None) -> tuple[Path, str] | None:
     """The local GLUE folder ``load_glue`` reads and where it was named; None: the hub."""
     if data_dir is not None:
+        if not str(data_dir).strip():
+            raise UsageError("data_dir is empty; give the folder in the original GLUE layout, or None for "
+                             f"${ENV_VAR} or the hub")
         return Path(data_dir).expanduser(), "given as data_dir"
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR]).expanduser(), f"from ${ENV_VAR}"
@@ -185,7 +188,7 @@ def _holdout_splits(splits: dict[str, datasets.Dataset], seed: int) -> dict[str,
     train = splits["train"]
     n = min(PAPER_HOLDOUT, int(len(train) * HOLDOUT_FRACTION))
     if n < 1:
-        raise ValueError(f"the holdout protocol needs at least {math.ceil(1 / HOLDOUT_FRACTION)} training rows, "
+        raise UsageError(f"the holdout protocol needs at least {math.ceil(1 / HOLDOUT_FRACTION)} training rows, "
                          f"got {len(train)}")
     perm = _permutation(len(train), seed)
     return {"train": train.select(perm[n:]), "validation": train.select(perm[:n])}

@@ -32,6 +32,14 @@ def world_size() -> int:
     return max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
 
+def replicas(device: str = "auto") -> int:
+    """Batches in one optimiser step, as the Trainer takes them: one per process under a launcher (``world_size``);
+    without one, on a machine with several GPUs, one per GPU (the Trainer's DataParallel); else 1."""
+    if world_size() > 1 or use_cpu(device):
+        return world_size()
+    return max(1, torch.cuda.device_count())
+
+
 def use_cpu(device: str = "auto") -> bool:
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -60,7 +68,8 @@ def resolve_precision(precision: str = "auto", device: str = "auto") -> str:
 
 
 def environment(device: str = "auto") -> dict[str, str]:
-    """What a result was produced with: package versions and the device, saved beside every GLUE result."""
+    """What a result was produced with: package versions, the device and ``replicas`` (batches per optimiser step),
+    saved beside every GLUE result."""
     import transformers
 
     from .. import __version__
@@ -70,7 +79,7 @@ def environment(device: str = "auto") -> dict[str, str]:
     else:
         where = f"cuda: {torch.cuda.get_device_name()}"
     return {"soralab": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version(), "device": where}
+            "python": platform.python_version(), "device": where, "replicas": str(replicas(device))}
 
 
 def attention_kernel(precision: str, device: str = "auto") -> contextlib.AbstractContextManager:

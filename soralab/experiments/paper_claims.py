@@ -10,6 +10,7 @@ where the record cannot test the claim (a missing method, or no number to compar
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from collections.abc import Iterable
 from importlib import resources
@@ -50,7 +51,15 @@ def _task_mean(rows: list[dict], method: str, tasks: list[str]) -> float | None:
 
 
 def ours(claim_id: str, rows: list[dict]) -> tuple[str, bool | None]:
-    """What ``rows`` say about one claim: a short text with the numbers, and whether the claim holds there."""
+    """What ``rows`` say about one claim: a short text with the numbers, and whether the claim holds there. A run
+    with no score (NaN: degenerate) is left out and counted; a task one of the two methods lacks gives no verdict."""
+    degenerate = sum(math.isnan(r["score"]) for r in rows)
+    rows = [r for r in rows if not math.isnan(r["score"])]
+    text, holds = _ours(claim_id, rows)
+    return (text + (f" ({degenerate} degenerate run(s) left out)" if degenerate else "")), holds
+
+
+def _ours(claim_id: str, rows: list[dict]) -> tuple[str, bool | None]:
     tasks = sorted({r["task"] for r in rows})
     have = {r["method"] for r in rows}
     if claim_id in ("sora_glue", "adalora_glue"):
@@ -58,6 +67,8 @@ def ours(claim_id: str, rows: list[dict]) -> tuple[str, bool | None]:
         if not {other, "lora"} <= have:
             return NOT_RUN, None
         a, b = _task_mean(rows, other, tasks), _task_mean(rows, "lora", tasks)
+        if a is None or b is None:
+            return f"{other} and LoRA have not both run every task ({', '.join(tasks)})", None
         share = _mean(rows, other, "params_after_prune") / _mean(rows, "lora", "params_after_prune")
         holds = a >= b and (share < 1 if other == "sora" else True)
         return (f"{other} avg {a:.2f} vs LoRA {b:.2f} over {', '.join(tasks)}; {other} at {share:.0%} of LoRA's "
@@ -67,6 +78,8 @@ def ours(claim_id: str, rows: list[dict]) -> tuple[str, bool | None]:
         if not found or not {"sora", "lora"} <= have:
             return NOT_RUN, None
         pairs = {t: (_mean(rows, "sora", "score", t), _mean(rows, "lora", "score", t)) for t in found}
+        if any(None in pair for pair in pairs.values()):
+            return f"SoRA and LoRA have not both run {' and '.join(found)}", None
         return ("; ".join(f"{t}: SoRA {s:.2f}, LoRA {lo:.2f}" for t, (s, lo) in pairs.items()),
                 all(s >= lo for s, lo in pairs.values()))
     if claim_id == "sora_cost":

@@ -37,6 +37,18 @@ KEEP_SCHEDULE = ("keep_start", "keep_end", "keep_final")  # how keep is reached
 # only to that method's runs).
 METHOD_ONLY = {**dict.fromkeys(("xi", "keep", *KEEP_SCHEDULE, "gate_init", "gate_lr", "prox", "gate_l1_loss"), "sora"),
                "num_basis": "nola"}
+# Options of the adapters, which full fine-tuning and BitFit do not have: a sweep does not multiply their runs by them
+ADAPTER_ONLY = ("r", "lora_alpha", "lora_dropout", "target_modules", "rank_pattern")
+
+
+def uses(method: str, name: str) -> bool:
+    """Whether ``method`` uses option ``name``: SoRA's and NOLA's own options (``METHOD_ONLY``) only theirs, the
+    adapters' options (``ADAPTER_ONLY``) every method but full fine-tuning and BitFit, any other option every method."""
+    if name in METHOD_ONLY:
+        return METHOD_ONLY[name] == method
+    return name not in ADAPTER_ONLY or method not in ("full", "bitfit")
+
+
 # Options added to the recipe or to GlueConfig after results were first saved, with the value every run saved before
 # them used (a default may change; what an old run did does not).
 ADDED_LATER: dict[str, Any] = {"keep_start": 0.1, "keep_end": 0.7, "keep_final": False,

@@ -143,8 +143,8 @@ class KeepSchedule:
             self._set_xi(0.0)
         elif step / self.total_steps < self.start:
             self._set_xi(0.0)
-        elif self.xi == 0.0:
-            self._set_xi(self.xi_start)
+        elif self.xi == 0.0:  # start pulling once there are more live ranks than wanted (keep=1.0: never)
+            self._set_xi(self.xi_start if live > self.target(step) else 0.0)
         elif live > self.target(step) and live >= last:
             self._set_xi(self.xi * self.factor)
         elif live < self.target(step):

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..errors import MissingFileError, UsageError
 from ..files import atomic_write_text
 from .glue import get_task
-from .run_config import METHOD_ONLY  # a grid over one method's options does not multiply the others' runs
+from .run_config import METHOD_ONLY, uses  # a grid over one method's options does not multiply others' runs
 from .train import RESULT_NAME, GlueConfig, GlueResult, run_glue
 from .validate import check_output_dir, check_output_file, check_run, field_kind, options, parse_option, user_input
 
@@ -41,8 +41,9 @@ def plan(tasks: list[str], methods: list[str], seeds: list[int], grid: dict[str,
     """Every (task, method, setting, seed) of the sweep, without duplicates."""
     grid = grid or {}
     runs, seen = [], set()
+    tasks = list(dict.fromkeys(get_task(t).name for t in tasks))  # "RTE" and "rte" are one task
     for task, method, seed in itertools.product(tasks, methods, seeds):
-        keys = [k for k in grid if METHOD_ONLY.get(k, method) == method]
+        keys = [k for k in grid if uses(method, k)]  # r=4,8 does not run full fine-tuning twice
         for values in itertools.product(*(grid[k] for k in keys)):
             setting = dict(zip(keys, values, strict=True))
             key = (task, method, _setting_name(setting), seed)
@@ -72,7 +73,7 @@ def sweep(tasks: list[str], methods: list[str], seeds: list[int], output_dir: st
 
 def _options(run: dict, common: dict) -> dict:
     """A run's options: the shared ones its method uses (``--set xi=1`` reaches only SoRA), then its setting."""
-    shared = {k: v for k, v in common.items() if METHOD_ONLY.get(k, run["method"]) == run["method"]}
+    shared = {k: v for k, v in common.items() if uses(run["method"], k)}
     return {**shared, **run["setting"]}
 
 
@@ -91,7 +92,7 @@ def check_sweep(runs: list[dict], root: Path, grid: dict[str, list], common: dic
     for name, values in grid.items():  # also values no planned run uses (e.g. xi in a sweep without sora)
         for value in values:
             method = METHOD_ONLY.get(name, runs[0]["method"])
-            others = {k: v[0] for k, v in grid.items() if METHOD_ONLY.get(k, method) == method}  # (prox needs xi)
+            others = {k: v[0] for k, v in grid.items() if uses(method, k)}  # (prox needs xi)
             user_input(GlueConfig, task=runs[0]["task"], method=method,
                        **{**_options({"method": method, "setting": {}}, common), **others, name: value})
     checked = set()
@@ -102,6 +103,12 @@ def check_sweep(runs: list[dict], root: Path, grid: dict[str, list], common: dic
         if key not in checked:
             checked.add(key)
             check_run(config)
+
+
+def _same(value: Any) -> Any:
+    """A setting's value as the report compares and names it: 3.0 and 3 are one setting (a recipe's 3.0 epochs and a
+    --set of 3 reuse each other's results too)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _fmt(values: list[float]) -> str:
@@ -142,17 +149,20 @@ def report(output_dir: str | Path, markdown: str | Path | None = None, csv_path:
     varying = defaultdict(set)
     for (method, _), cs in configs.items():
         varying[method] |= {k for k in cs[0] if k not in ("seed", "from_recipe")
-                            and len({json.dumps(c.get(k)) for c in cs}) > 1}
+                            and len({json.dumps(_same(c.get(k))) for c in cs}) > 1}
     groups: dict[tuple, dict[str, list[GlueResult]]] = defaultdict(lambda: defaultdict(list))
+    shown: dict[tuple, str] = {}  # a group's setting as its first run wrote it (xi=1.0, not the compared xi=1)
     for r in results:
         c = r.config
-        setting = {k: c[k] for k in varying[c["method"]]}
-        groups[(c["method"], _setting_name(setting), c["model_name_or_path"])][c["task"]].append(r)
+        key = (c["method"], _setting_name({k: _same(c[k]) for k in varying[c["method"]]}), c["model_name_or_path"])
+        groups[key][c["task"]].append(r)
+        shown.setdefault(key, _setting_name({k: c[k] for k in varying[c["method"]]}))
     tasks = sorted({r.config["task"] for r in results})
     header = ["method", "setting", "model", *(f"{t} ({get_task(t).main_metric})" for t in tasks), "mean",
               "params after prune", "seeds", "time (s)"]
     rows = []
-    for (method, setting, model), by_task in sorted(groups.items()):
+    for (method, key, model), by_task in sorted(groups.items()):
+        setting = shown[(method, key, model)]
         means = [m for t in tasks if by_task.get(t) and not math.isnan(m := _mean_score(by_task[t]))]
         all_runs = [r for rs in by_task.values() for r in rs]
         rows.append([method, setting, Path(model).name, *(_fmt([r.score for r in by_task.get(t, [])]) for t in tasks),
@@ -205,6 +215,8 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         name, values = _split(item, "name=v1,v2 (e.g. xi=1,3)")
         field = GlueConfig.__dataclass_fields__.get(name)
         is_list = field is not None and field_kind(field)[0] == "list"
+        if name in grid:
+            raise UsageError(f"--grid names {name} twice; give its values once, comma-separated: {name}=v1,v2")
         grid[name] = [parse_option(GlueConfig, name, v.replace("+", ",") if is_list else v) for v in values.split(",")]
     return grid
 

@@ -34,7 +34,8 @@ from ..optim import ProximalAdamW, param_groups
 from ..prune import prune
 from . import glue, metrics, sparsity
 from .callbacks import AdaLoraCallback, GateStatsCallback, KeepCallback
-from .hardware import attention_kernel, environment, use_cpu, world_size
+from .glue_files import digest
+from .hardware import attention_kernel, environment, replicas, use_cpu
 from .methods import active_ranks, prepare, pruned_params
 from .models import HEADS, TARGETS, load_classifier, max_tokens, model_family, set_dropout
 from .results import CorruptResultError, dumps, select_best
@@ -44,6 +45,11 @@ from .validate import check_run
 
 def _eval_splits(data) -> dict:
     return {name: ds for name, ds in data.items() if name != "train"}
+
+
+def _pattern_source(config: GlueConfig) -> str | None:
+    """A hash of the rank pattern file a run reads: the config holds only its path, and the file can change."""
+    return None if config.rank_pattern is None else f"blake2b:{digest(Path(config.rank_pattern))}"
 
 
 def _reuse(output_dir: Path | None, config: GlueConfig, save_model: bool = False,
@@ -77,6 +83,15 @@ def _reuse(output_dir: Path | None, config: GlueConfig, save_model: bool = False
                       f"{old.environment.get('device', 'another device')}; precision='auto' would choose "
                       f"{new['precision']} here: reusing it, as precision was left to auto; pass precision= to refuse "
                       f"results of another precision", stacklevel=3)
+    if old.environment.get("rank_pattern") not in (None, pattern := _pattern_source(config)):
+        raise UsageError(f"{output_dir} holds a result trained with another rank pattern in {config.rank_pattern} "
+                         f"(saved: {old.environment['rank_pattern']}, now: {pattern}); use another output_dir, or "
+                         f"delete {output_dir / RESULT_NAME} to rerun")
+    saved_replicas, now_replicas = old.environment.get("replicas", "1"), str(replicas(config.device))
+    if saved_replicas != now_replicas:  # results saved before they recorded it ran one batch per step
+        raise UsageError(f"{output_dir} holds a result trained with {saved_replicas} batch(es) per optimiser step "
+                         f"(processes x GPUs), this run takes {now_replicas}: another global batch and step count; "
+                         f"use another output_dir, or delete {output_dir / RESULT_NAME} to rerun")
     made_by, now = old.environment.get("soralab"), environment(config.device)["soralab"]
     if made_by != now:
         warnings.warn(f"{output_dir / RESULT_NAME} was made by soralab {made_by or '(before 0.1.0 recorded it)'}, "
@@ -136,8 +151,9 @@ def setup(config: GlueConfig, epochs: float | None = None) -> Prepared:
 
 
 def global_batch(config: GlueConfig) -> int:
-    """Rows per optimiser step: a batch on every process (``hardware.world_size``), as the Trainer counts them."""
-    return config.per_device_train_batch_size * world_size()
+    """Rows per optimiser step, as the Trainer counts them: a batch on every process, or on every GPU of one
+    process (``hardware.replicas``)."""
+    return config.per_device_train_batch_size * replicas(config.device)
 
 
 def head_parameters(model: torch.nn.Module, heads: list[str]) -> list[torch.nn.Parameter]:
@@ -240,7 +256,8 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
     t0 = time.perf_counter()
     with attention_kernel(config.precision, config.device):  # bf16 on a CPU: SDPA's math kernel (hardware.py)
         trainer.train()
-        if trainer.state.global_step % trainer.args.eval_steps:  # make sure the final model is evaluated
+        evaluated = {e["step"] for e in trainer.state.log_history if any(k.startswith("eval_") for k in e)}
+        if trainer.state.global_step not in evaluated:  # the final model is evaluated (transformers 5 does it already)
             trainer.evaluate()
     release(trainer)
     if output_dir is not None:  # the Trainer's folder: nothing in it with save_strategy="no"; a folder left empty
@@ -260,7 +277,9 @@ def run_glue(task: str, method: str = "sora", *, output_dir: str | Path | None =
                         main_metric=p.spec.main_metric, trainable_params=p.trainable_params,
                         params_after_prune=pruned_params(p.model), active_ranks=active_ranks(p.model),
                         wall_time_s=time.perf_counter() - start, timings=timings,
-                        environment={**environment(config.device), "data": data}, baseline=baseline,
+                        environment={**environment(config.device), "data": data,
+                                     **({"rank_pattern": _pattern_source(config)} if config.rank_pattern else {})},
+                        baseline=baseline,
                         model=p.model)
     if output_dir is not None and trainer.is_world_process_zero():
         if save_model and method in ("lora", "sora", "nola"):

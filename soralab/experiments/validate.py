@@ -34,7 +34,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "weight_decay": (lambda v: v >= 0, ">= 0 (e.g. 0.1)"),
     "max_grad_norm": (lambda v: v >= 0, ">= 0 (0 turns clipping off)"),
     "warmup_ratio": (lambda v: 0 <= v < 1, "a fraction of the training steps in [0, 1) (e.g. 0.06)"),
-    "seed": (lambda v: v >= 0, ">= 0"),
+    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32) (transformers' set_seed takes no other)"),
     "r": (lambda v: v >= 1, "a positive integer (e.g. 8)"),
     "lora_alpha": (lambda v: v > 0, "> 0 (e.g. 16)"),
     "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
@@ -81,15 +81,31 @@ def _type_error(name: str, kind: str, value: Any) -> str | None:
     return None
 
 
+def _plain(value: Any) -> Any:
+    """A value as the saved JSON will hold it: numpy's numbers as int / float, a tuple of names as a list (so that a
+    rerun compares equal to the saved configuration, and the result can be written at all)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, int, float)):
+        return float(value)
+    if isinstance(value, float) and type(value) is not float:  # numpy.float64 is a float subclass
+        return float(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
 def check_options(config: Any) -> None:
-    """Check a ``GlueConfig`` (any dataclass of options); raise ``UsageError`` naming the first bad option."""
+    """Check a ``GlueConfig`` (any dataclass of options); raise ``UsageError`` naming the first bad option. Numpy
+    numbers and tuples are stored as plain ints, floats and lists (``_plain``)."""
     for f in fields(config):
         value = getattr(config, f.name)
-        if value is None:
+        if value is None or (f.metadata.get("internal") and value == []):  # from_recipe: nothing came from it
             continue
         kind, _ = field_kind(f)
         if (problem := _type_error(f.name, kind, value)) is not None:
             raise UsageError(problem)
+        if (plain := _plain(value)) is not value:
+            setattr(config, f.name, plain)
+            value = plain
         if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
             raise UsageError(f"{f.name} must be a finite number, got {value!r}")
         if f.name in RANGES and not RANGES[f.name][0](value):
