@@ -98,7 +98,11 @@ def markdown(ablation_roots: list[Path], record_roots: list[Path]) -> str:
                        f" | {mean_std(list(lo.values()))} | {mean_std(list(so.values()))} | {interval(paired(al, lo))}"
                        f" | {interval(paired(aso, so))} |")
     kept = sorted({r["ranks_kept"] for root in ablation_roots for r in rows(root) if r["ranks_kept"] is not None})
-    out += ["", f"Ranks kept by the ablation runs at the end: {', '.join(f'{k:.0f}%' for k in kept)}.", ""]
+    out += ["", f"Ranks kept by the ablation runs at the end: {', '.join(f'{k:.0f}%' for k in kept)}.", "",
+            "These keep=1.0 runs were made before 2026-11-29, when the keep schedule still set xi to 0.1 from "
+            "keep_start on whatever the target: their gates were pulled by the L1 step during the ramp even though "
+            "no rank had to go. Since then keep=1.0 trains the gates with no pull at all (`decompose_results.md` "
+            "has runs of both).", ""]
     return "\n".join(out)
 
 

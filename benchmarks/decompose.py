@@ -18,6 +18,10 @@ Runs (record v3's defaults, the paper's seeds, one run at a time on the 2-core C
       soralab sweep --tasks stsb mrpc --methods sora --seeds $seed --grid keep=1.0 --output-dir runs/decompose
     done
 
+The keep=1.0 runs were made again in session 21 (2026-11-29), after a fix: until then the keep schedule pulled the
+gates (xi 0.1 and up from ``keep_start``) even at keep=1.0, and 1-4 of 288 ranks died on 6 of the 10 runs. The kept
+runs are the new ones (the first are in git history, commit 44b6c8d; ``quality_v3_reading.md`` compares them).
+
 Table, from kept result.json files: the runs above are kept in ``benchmarks/records/decompose`` (name
 ``runs/decompose`` instead after making them again), LoRA r=8 and SoRA keep 0.5 come from the record's
 ``benchmarks/records/quality_v3``:
