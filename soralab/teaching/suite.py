@@ -10,7 +10,9 @@ short one; the summary keeps the notebooks' order.
 
 Per notebook the summary holds status, runtime and the key numbers the notebook ``record()``-ed; every claim the
 notebooks ``check()``-ed goes to ``claims.json`` and ``claims.md`` (``soralab.teaching.claims``). ``suite_ok`` says
-whether the suite passed: every notebook ran, and in the classroom and paper profiles every taught claim held.
+whether the suite passed: every notebook ran, and in the classroom and paper profiles every taught claim held. A
+cell that runs longer than ``CELL_TIMEOUT_S`` for the profile (600 s smoke, 3600 s classroom, no limit for paper)
+fails its notebook, so a hung cell cannot hold the suite.
 """
 
 from __future__ import annotations
