@@ -86,7 +86,9 @@ def quickstart(args: argparse.Namespace) -> int:
     import soralab
     from soralab.experiments.models import load_classifier
     from soralab.experiments.train import run_glue
+    from soralab.teaching.profiles import quiet
 
+    quiet()  # no load reports ("classifier.weight MISSING": the head is new, as intended) or deprecation notices
     out = Path(args.output_dir)
     check_output_dir(out, "--output-dir")  # before training, not after it
     result = run_glue("sst2", "sora", max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,

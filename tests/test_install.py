@@ -3,6 +3,7 @@ prints them, and the notebook suite runs from the wheel when given the clone's n
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def wheel_site(tmp_path_factory):
     """The project built as a wheel and installed, without its dependencies, into a folder of its own."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # built from a copy: setuptools builds in the source's build/ folder, and two pytest-xdist workers building from
+    # the clone at once (each runs this module-scoped fixture) trip over each other there
+    src = tmp / "src"
+    shutil.copytree(ROOT / "soralab", src / "soralab", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next((tmp / "dist").glob("soralab-*.whl"))
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
