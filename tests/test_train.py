@@ -288,6 +288,16 @@ def test_sparsifying_scheduler_records_every_stage(tiny, tmp_path):
     assert len(saved["stages"]) == 4 and "| 3 | 200 |" in res.table()
 
 
+def test_sparsifying_scheduler_on_mnli_reads_its_matched_dev_set(tiny, tmp_path):
+    """MNLI has no split called validation: generalization is scored on validation_matched (it raised KeyError)."""
+    from soralab.experiments.scheduler import sparsify
+
+    write_glue_fixture(tmp_path, "mnli", n_train=48, n_dev=16)
+    res = sparsify("mnli", xi_start=5.0, xi_end=5.0, n_stages=1, epochs_per_stage=1, model_name_or_path=tiny["model"],
+                   data_dir=str(tmp_path), num_train_epochs=1, memorization_samples=16, **FAST)
+    assert len(res.stages) == 2 and 0.0 <= res.stages[0].generalization <= 1.0
+
+
 def test_sweep_is_resumable_and_report_aggregates(tiny, tmp_path, monkeypatch, capsys):
     from soralab.experiments.sweep import parse_grid, plan
 
