@@ -44,11 +44,10 @@ def _evidence(evidence: str | Mapping[str, Any]) -> str:
 
 
 def _truth(holds: Any) -> bool:
-    """``holds`` as a bool: True/False, or a one-element boolean array or tensor (``(a == b).all()``). Anything else
-    is refused: ``bool(nan)`` is True, so a NaN (or a number, or None) would read as a claim that holds."""
-    if isinstance(holds, bool) or type(holds).__name__ == "bool_":  # Python's or numpy's
-        return bool(holds)
-    if str(getattr(holds, "dtype", "")) in ("bool", "torch.bool") and getattr(holds, "ndim", None) == 0:
+    """``holds`` as a bool: True/False, or a 0-d boolean of numpy or torch (``a > b``, ``(a == b).all()``). Anything
+    else is refused: ``bool(nan)`` is True, so a NaN (or a number, or None) would read as a claim that holds."""
+    if isinstance(holds, bool) or (str(getattr(holds, "dtype", "")) in ("bool", "torch.bool")
+                                   and getattr(holds, "ndim", None) == 0):
         return bool(holds)
     raise UsageError(f"a claim holds or not: pass True or False (a comparison's result), got {holds!r} of type "
                      f"{type(holds).__name__}")
@@ -101,6 +100,7 @@ def write_claims(claims: list[dict], folder: str | Path) -> None:
     """``claims.json`` and ``claims.md`` in ``folder``: one row per claim, in notebook order."""
     folder = Path(folder)
     atomic_write_text(folder / "claims.json", json.dumps([{k: c[k] for k in FIELDS} for c in claims], indent=2))
+
     def cell(text: str) -> str:  # a "|" in a claim (|g|_1) or its evidence would split the Markdown row
         return str(text).replace("|", "\\|")
 
